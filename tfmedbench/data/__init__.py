@@ -1,0 +1,1 @@
+"""Input pipelines: TFDS datasets -> batched, augmented, normalised tf.data."""
