@@ -1,0 +1,314 @@
+"""Helpers shared by the tfmedbench TFDS builders (manual data, splits, lossless images).
+
+Stable API (other builders depend on it; add, don't change):
+
+  ManualDataError                     error for bad/missing manual data (a tfmedbench UserError)
+  find_root(manual_dir, ...)          accept the dataset's top folder OR the folder holding it
+  manual_data_error(...)              build the uniform "what is missing + expected tree" error
+  require_paths(paths, ...)           fail listing missing files (never a silently smaller set)
+  list_files(directory, pattern)      sorted glob that works on local paths and gs://
+  split_fractions(keys, ...)          seeded, exact-count split, optionally stratified
+  split_by_group(keys, groups, ...)   seeded split of groups (patients): no group in two splits
+  read_image(path) / decode_image(..) PIL decode; a corrupt file raises naming the file
+  to_grey8 / to_grey16 / binary_mask  conversions with documented rules
+  grey_png_passthrough(data, path)    reuse already-8-bit-grey PNG bytes without re-encoding
+  encode_png(array)                   lossless PNG bytes (uint8 or uint16, 1 or 3 channels)
+
+All file access goes through `epath` / `tf.io.gfile`, so manual dirs on gs:// work.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from etils import epath
+from PIL import Image, UnidentifiedImageError
+
+from tfmedbench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Decompression-bomb protection would reject legitimate large radiographs (CXRs reach ~4k x 5k).
+Image.MAX_IMAGE_PIXELS = 64_000_000
+
+
+class ManualDataError(UserError):
+    """The manual data of a builder is missing, incomplete or corrupt; the message says what."""
+
+
+# ----------------------------------------------------------------------------- manual dir
+def manual_data_error(builder_name, manual_dir, problem, expected_tree):
+    """A ManualDataError naming the builder, the manual dir, the problem and the expected tree."""
+    return ManualDataError(
+        f"{builder_name}: {problem}\n"
+        f"  manual_dir: {manual_dir}\n"
+        f"  expected tree (manual_dir may be the top folder or the folder that holds it):\n"
+        + _indent(expected_tree.strip("\n"), "    ")
+    )
+
+
+def find_root(manual_dir, *, builder_name, candidates, required, expected_tree):
+    """Return the dataset root: the first `manual_dir / c` (c in `candidates`) holding `required`.
+
+    `candidates` are relative sub-paths to try in order, e.g. ("", "ChinaSet_AllFiles") so a user
+    may point the manual dir at the dataset's top folder or at the folder that holds it (the
+    commonest TFDS mistake). `required` are relative paths (files or non-empty folders) that
+    must all exist under the root; `required` entries may be tuples of alternatives, any one of
+    which suffices (e.g. ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")).
+    Raises ManualDataError listing what is missing under the closest candidate.
+    """
+    if manual_dir is None:
+        raise manual_data_error(
+            builder_name, manual_dir, "no manual_dir given (pass --manual_dir)", expected_tree
+        )
+    manual_dir = epath.Path(manual_dir)
+    if not manual_dir.exists():
+        raise manual_data_error(
+            builder_name, manual_dir, "the manual_dir does not exist", expected_tree
+        )
+    if not any(manual_dir.iterdir()):
+        raise manual_data_error(builder_name, manual_dir, "the manual_dir is empty", expected_tree)
+    best_missing = None
+    for candidate in candidates:
+        root = manual_dir / candidate if candidate else manual_dir
+        if not root.is_dir():
+            continue
+        missing = [_alternatives_str(req) for req in required if not _exists_any(root, req)]
+        if not missing:
+            return root
+        if best_missing is None or len(missing) < len(best_missing[1]):
+            best_missing = (root, missing)
+    if best_missing is None:
+        problem = "none of the expected top folders " + ", ".join(
+            repr(c or ".") for c in candidates
+        ) + " was found"
+    else:
+        root, missing = best_missing
+        problem = f"missing under {root}: " + ", ".join(missing)
+    raise manual_data_error(builder_name, manual_dir, problem, expected_tree)
+
+
+def require_paths(paths: Iterable, *, builder_name, what, expected_tree=None, manual_dir=None):
+    """Raise ManualDataError when any of `paths` is absent (lists up to 10, with the count).
+
+    `what` says what the files are for (e.g. "vessel annotations"), so the error reads well.
+    """
+    missing = [str(p) for p in paths if not epath.Path(p).exists()]
+    if not missing:
+        return
+    shown = "\n".join(f"    {m}" for m in missing[:10])
+    more = f"\n    ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+    problem = f"{len(missing)} {what} file(s) missing:\n{shown}{more}"
+    if expected_tree is None:
+        raise ManualDataError(f"{builder_name}: {problem}")
+    raise manual_data_error(builder_name, manual_dir, problem, expected_tree)
+
+
+def list_files(directory, pattern):
+    """Sorted files in `directory` matching the glob `pattern` (sorted: deterministic order)."""
+    return sorted(epath.Path(directory).glob(pattern), key=lambda p: p.name)
+
+
+def _exists_any(root, requirement):
+    options = requirement if isinstance(requirement, tuple) else (requirement,)
+    for option in options:
+        path = root / option
+        if path.is_dir():
+            if any(path.iterdir()):
+                return True
+        elif path.exists():
+            return True
+    return False
+
+
+def _alternatives_str(requirement):
+    if isinstance(requirement, tuple):
+        return " or ".join(requirement)
+    return str(requirement)
+
+
+def _indent(text, prefix):
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+# ----------------------------------------------------------------------------- splits
+def split_fractions(keys: Sequence[str], fractions: dict, seed: int, strata=None):
+    """Seeded split of `keys` into {split_name: sorted list of keys} with exact, reproducible sizes.
+
+    `fractions` maps split name -> fraction (must sum to 1; order matters for rounding).
+    Keys are sorted first, so the result depends only on the set of keys and the seed, never on
+    file-system listing order. With `strata` (one label per key) each stratum is split on its
+    own, which keeps the class balance in every split. Sizes per stratum are
+    round(cumulative fraction * n) boundaries, so they always sum to n.
+    """
+    _check_fractions(fractions)
+    if strata is None:
+        strata = [0] * len(keys)
+    if len(strata) != len(keys):
+        raise ValueError("strata must have one entry per key")
+    if len(set(keys)) != len(keys):
+        raise ValueError("split keys must be unique")
+    by_stratum = {}
+    for key, stratum in sorted(zip(keys, strata)):
+        by_stratum.setdefault(stratum, []).append(key)
+    out = {name: [] for name in fractions}
+    for stratum_index, stratum in enumerate(sorted(by_stratum, key=str)):
+        members = by_stratum[stratum]
+        # One generator per stratum, derived from the seed: adding a stratum never reshuffles
+        # the others. RandomState's stream is frozen by NumPy's compatibility policy.
+        order = np.random.RandomState([seed, stratum_index]).permutation(len(members))
+        shuffled = [members[i] for i in order]
+        for name, part in zip(fractions, _cut(shuffled, fractions.values())):
+            out[name].extend(part)
+    return {name: sorted(part) for name, part in out.items()}
+
+
+def split_by_group(keys: Sequence, groups: Sequence, fractions: dict, seed: int):
+    """Seeded split where every group (e.g. patient) lands in exactly one split.
+
+    Returns {split_name: set of keys}. Fractions apply to the number of groups.
+    """
+    if len(keys) != len(groups):
+        raise ValueError("groups must have one entry per key")
+    group_names = sorted({str(g) for g in groups})
+    group_split = split_fractions(group_names, fractions, seed)
+    split_of_group = {g: name for name, part in group_split.items() for g in part}
+    out = {name: set() for name in fractions}
+    for key, group in zip(keys, groups):
+        out[split_of_group[str(group)]].add(key)
+    return out
+
+
+def _check_fractions(fractions):
+    if not fractions or any(f < 0 for f in fractions.values()):
+        raise ValueError(f"bad split fractions {fractions}")
+    if abs(sum(fractions.values()) - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+
+
+def _cut(items, fractions):
+    n = len(items)
+    bounds = [0]
+    total = 0.0
+    for fraction in fractions:
+        total += fraction
+        bounds.append(int(round(total * n)))
+    bounds[-1] = n
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+# ----------------------------------------------------------------------------- images
+def read_image(path, *, builder_name=""):
+    """Open and fully decode an image file with PIL; corrupt or non-image files raise naming it."""
+    data = epath.Path(path).read_bytes()
+    return decode_image(data, path, builder_name=builder_name)
+
+
+def decode_image(data: bytes, path, *, builder_name=""):
+    """Decode image bytes (PNG/JPEG/TIFF/GIF) to a loaded PIL image; errors name `path`."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()  # forces full decoding now: truncated files fail here, not in training
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        prefix = f"{builder_name}: " if builder_name else ""
+        raise ManualDataError(f"{prefix}corrupt or unreadable image {path}: {err}") from err
+    return image
+
+
+def to_grey8(image):
+    """A PIL image -> uint8 [H, W, 1].
+
+    RGB/RGBA/palette sources are converted with PIL's ITU-R 601 luma (alpha dropped); 16-bit
+    (and 32-bit integer) sources are shifted right so their used bit depth fits 8 bits (e.g. a
+    12-bit image is divided by 16), which keeps relative intensities without a per-image stretch.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        array = np.asarray(image).astype(np.int64)
+        if array.min() < 0:
+            raise ValueError("negative pixel values in an integer image")
+        bits = max(8, int(array.max()).bit_length())
+        return (array >> (bits - 8)).astype(np.uint8)[..., None]
+    if image.mode == "F":
+        raise ValueError("floating-point images are not supported")
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.uint8)[..., None]
+
+
+def to_grey16(image):
+    """A PIL image -> uint16 [H, W, 1]: 16-bit sources as stored, 8-bit sources times 257.
+
+    Multiplying by 257 maps 0..255 exactly onto 0..65535 (lossless, invertible), so x / 65535
+    equals the 8-bit x / 255 and both kinds of sources share one intensity scale.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image)
+        if array.min() < 0 or array.max() > 65535:
+            raise ValueError("integer image outside the uint16 range")
+        return array.astype(np.uint16)[..., None]
+    return to_grey8(image).astype(np.uint16) * np.uint16(257)
+
+
+def binary_mask(image):
+    """A PIL mask image -> uint8 [H, W, 1] with values {0, 1}.
+
+    Grey/RGB masks: foreground is any value > 0 (masks ship as 0/255 or 0/1).
+    Palette masks (GIF mode "P"): foreground is any pixel whose palette colour is brighter than
+    mid-grey. Palette *indices* cannot be thresholded at 0 (the index order is arbitrary) nor can
+    colours (DRIVE's test/2nd_manual maps index 0 to the nearly-black colour (4, 2, 4)).
+    """
+    if image.mode == "P":
+        luma = np.asarray(image.convert("L"))
+        return (luma > 127).astype(np.uint8)[..., None]
+    if image.mode == "1":
+        return np.asarray(image, dtype=np.uint8)[..., None]
+    if image.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        image = image.convert("L")
+    return (np.asarray(image) > 0).astype(np.uint8)[..., None]
+
+
+def grey_png_passthrough(data: bytes, path, *, builder_name=""):
+    """Return `data` unchanged when it already is a valid 8-bit grey PNG, else None.
+
+    Saves a decode + re-encode per image (most CXR PNGs are 8-bit grey). The header is parsed and
+    every chunk CRC verified (PIL `verify`), which catches truncated and bit-flipped files.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.format != "PNG" or image.mode != "L":
+            return None
+        image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        prefix = f"{builder_name}: " if builder_name else ""
+        raise ManualDataError(f"{prefix}corrupt or unreadable image {path}: {err}") from err
+    return data
+
+
+def encode_png(array, compress_level=6):
+    """Lossless PNG bytes of a uint8/uint16 array [H, W, 1] or uint8 [H, W, 3]."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.dtype == np.uint16:
+        if array.ndim != 2:
+            raise ValueError("uint16 PNG must be single-channel")
+        image = Image.frombytes("I;16", array.shape[::-1], array.astype("<u2").tobytes())
+    elif array.dtype == np.uint8:
+        image = Image.fromarray(array)
+    else:
+        raise ValueError(f"cannot encode dtype {array.dtype} as PNG")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def check_shape(array, expected_hw, path, *, builder_name):
+    """Raise ManualDataError naming `path` when array's H x W differs from `expected_hw`."""
+    if tuple(array.shape[:2]) != tuple(expected_hw):
+        raise ManualDataError(
+            f"{builder_name}: {path} has size {array.shape[0]}x{array.shape[1]} (HxW), "
+            f"expected {expected_hw[0]}x{expected_hw[1]}"
+        )
