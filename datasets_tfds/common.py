@@ -4,6 +4,7 @@ Stable API (other builders depend on it; add, don't change):
 
   ManualDataError                     error for bad/missing manual data (a tfmedbench UserError)
   find_root(manual_dir, ...)          accept the dataset's top folder OR the folder holding it
+  find_root_in(dl_manager, ...)       the same, from a DownloadManager (clear error if empty)
   manual_data_error(...)              build the uniform "what is missing + expected tree" error
   require_paths(paths, ...)           fail listing missing files (never a silently smaller set)
   list_files(directory, pattern)      sorted glob that works on local paths and gs://
@@ -12,6 +13,7 @@ Stable API (other builders depend on it; add, don't change):
   read_image(path) / decode_image(..) PIL decode; a corrupt file raises naming the file
   to_grey8 / to_grey16 / binary_mask  conversions with documented rules
   grey_png_passthrough(data, path)    reuse already-8-bit-grey PNG bytes without re-encoding
+  grey8_png(path)                     any image file -> 8-bit grey PNG bytes (passthrough if able)
   encode_png(array)                   lossless PNG bytes (uint8 or uint16, 1 or 3 channels)
 
 All file access goes through `epath` / `tf.io.gfile`, so manual dirs on gs:// work.
@@ -50,6 +52,32 @@ def manual_data_error(builder_name, manual_dir, problem, expected_tree):
     )
 
 
+def manual_dir_of(dl_manager, *, builder_name, expected_tree):
+    """`dl_manager.manual_dir`, with TFDS's bare AssertionError turned into a ManualDataError.
+
+    TFDS itself rejects a missing or empty manual dir before the builder sees it; its message
+    does not name the builder, so re-raise with the builder name and the expected tree.
+    """
+    try:
+        return dl_manager.manual_dir
+    except AssertionError as err:
+        # TFDS's first line names the manual dir ("Manual directory X does not exist or is empty").
+        first_line = str(err).splitlines()[0].split(". Create it")[0]
+        raise ManualDataError(
+            f"{builder_name}: {first_line}\n"
+            f"  expected tree (manual_dir may be the top folder or the folder that holds it):\n"
+            + _indent(expected_tree.strip("\n"), "    ")
+        ) from err
+
+
+def find_root_in(dl_manager, **kwargs):
+    """`find_root(manual_dir_of(dl_manager), **kwargs)`: what a builder's _split_generators calls."""
+    manual_dir = manual_dir_of(
+        dl_manager, builder_name=kwargs["builder_name"], expected_tree=kwargs["expected_tree"]
+    )
+    return find_root(manual_dir, **kwargs)
+
+
 def find_root(manual_dir, *, builder_name, candidates, required, expected_tree):
     """Return the dataset root: the first `manual_dir / c` (c in `candidates`) holding `required`.
 
@@ -57,7 +85,8 @@ def find_root(manual_dir, *, builder_name, candidates, required, expected_tree):
     may point the manual dir at the dataset's top folder or at the folder that holds it (the
     commonest TFDS mistake). `required` are relative paths (files or non-empty folders) that
     must all exist under the root; `required` entries may be tuples of alternatives, any one of
-    which suffices (e.g. ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")).
+    which suffices (e.g. ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")); an entry with
+    a "*" is a glob that must match at least one file (e.g. "CHNCXR_*.png").
     Raises ManualDataError listing what is missing under the closest candidate.
     """
     if manual_dir is None:
@@ -115,6 +144,10 @@ def list_files(directory, pattern):
 def _exists_any(root, requirement):
     options = requirement if isinstance(requirement, tuple) else (requirement,)
     for option in options:
+        if "*" in option:
+            if any(True for _ in root.glob(option)):
+                return True
+            continue
         path = root / option
         if path.is_dir():
             if any(path.iterdir()):
@@ -285,6 +318,25 @@ def grey_png_passthrough(data: bytes, path, *, builder_name=""):
         prefix = f"{builder_name}: " if builder_name else ""
         raise ManualDataError(f"{prefix}corrupt or unreadable image {path}: {err}") from err
     return data
+
+
+def grey8_png(path, *, builder_name=""):
+    """PNG bytes of the file at `path` as 8-bit grey [H, W, 1] (see `to_grey8` for conversions).
+
+    8-bit grey PNGs are passed through byte-for-byte (after CRC verification); anything else
+    (RGB, RGBA, palette, 16-bit, JPEG, TIFF) is decoded, converted and re-encoded losslessly.
+    """
+    data = epath.Path(path).read_bytes()
+    same = grey_png_passthrough(data, path, builder_name=builder_name)
+    if same is not None:
+        return same
+    image = decode_image(data, path, builder_name=builder_name)
+    try:
+        grey = to_grey8(image)
+    except ValueError as err:
+        prefix = f"{builder_name}: " if builder_name else ""
+        raise ManualDataError(f"{prefix}unsupported image {path} (mode {image.mode}): {err}") from err
+    return encode_png(grey)
 
 
 def encode_png(array, compress_level=6):

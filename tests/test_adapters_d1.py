@@ -1,0 +1,29 @@
+"""Adapters of the datasets_tfds builders TXC, VFS, DXC14, DXC5, LXS (TFDS dict -> image, target)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmedbench.data.adapters import get_adapter
+from tfmedbench.tasks import get_recipe
+
+
+def _run_in_dataset(adapter, example, recipe):
+    """Apply the adapter inside tf.data (graph mode), as the input pipeline does."""
+    ds = tf.data.Dataset.from_tensors(example).map(lambda ex: adapter.adapt(ex, recipe))
+    return next(iter(ds))
+
+
+def test_shenzhen():
+    adapter = get_adapter("tfmedbench_nih_shenzhen")
+    recipe = get_recipe("TXC")
+    for label in (0, 1):
+        example = {
+            "image": tf.zeros([6, 5, 1], tf.uint8),
+            "label": tf.constant(label, tf.int64),
+            "image_id": tf.constant("CHNCXR_0001_0"),
+        }
+        image, target = _run_in_dataset(adapter, example, recipe)
+        assert image.dtype == tf.uint8 and image.shape == (6, 5, 1)
+        assert target.dtype == tf.float32 and target.shape == (recipe.num_outputs,)
+        assert float(target[0]) == label
