@@ -10,6 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from tfmedbench.errors import UserError
+
+
+class RecipeError(UserError, KeyError, ValueError):
+    """Unknown task or recipe field, or a value of the wrong type."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])
+
 CHESTXRAY14_LABELS = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
@@ -77,7 +86,7 @@ class Recipe:
         fields = {f.name: f for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - set(fields))
         if unknown:
-            raise KeyError(
+            raise RecipeError(
                 f"unknown recipe field(s) {unknown}; valid fields: {sorted(fields)}"
             )
         coerced = {}
@@ -92,21 +101,21 @@ class Recipe:
 
     def validate(self):
         if self.kind not in ("classification", "segmentation"):
-            raise ValueError(f"{self.code}: kind must be classification|segmentation")
+            raise RecipeError(f"{self.code}: kind must be classification|segmentation")
         if self.uncertainty_policy and self.uncertainty_policy not in UNCERTAINTY_POLICIES:
-            raise ValueError(
+            raise RecipeError(
                 f"{self.code}: uncertainty_policy {self.uncertainty_policy!r} is not one of "
                 f"{UNCERTAINTY_POLICIES}"
             )
         if self.kind == "segmentation" and self.image_size % 32:
-            raise ValueError(
+            raise RecipeError(
                 f"{self.code}: image_size {self.image_size} must be a multiple of 32 for the U-Net"
             )
         if self.schedule not in ("plateau", "cosine", "linear", "constant"):
-            raise ValueError(f"{self.code}: unknown schedule {self.schedule!r}")
+            raise RecipeError(f"{self.code}: unknown schedule {self.schedule!r}")
         missing = set(self.scored_labels) - set(self.labels)
         if missing:
-            raise ValueError(f"{self.code}: scored labels {sorted(missing)} not in labels")
+            raise RecipeError(f"{self.code}: scored labels {sorted(missing)} not in labels")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -144,7 +153,7 @@ def coerce(value, current, key):
                 return tuple(int(p) for p in parts)
             return tuple(parts)
     except ValueError:
-        raise ValueError(
+        raise RecipeError(
             f"recipe field {key!r} expects {type(current).__name__}, got {value!r}"
         ) from None
     return value
@@ -258,7 +267,7 @@ def get_recipe(code, **overrides):
     """The recipe of task `code` (case-insensitive), with `overrides` applied."""
     key = str(code).upper()
     if key not in RECIPES:
-        raise KeyError(f"unknown task {code!r}; choose one of {', '.join(RECIPES)}")
+        raise RecipeError(f"unknown task {code!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[key]
     recipe.validate()
     return recipe.override(**overrides) if overrides else recipe

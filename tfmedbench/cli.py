@@ -1,0 +1,225 @@
+"""The `tfmedbench` command line.
+
+Subcommands import their heavy dependencies (TensorFlow, torch) only when they run, so
+`tfmedbench --help` is instant and `tfmedbench fit` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from tfmedbench.errors import UserError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations calls the network else
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Commands defined in other modules, loaded on first use: name -> "module:attribute".
+LAZY_COMMANDS = {
+    "weights": "weights_converter.cli:weights",
+    "convert": "weights_converter.cli:convert",
+    "benchmark": "tfmedbench.cli_study:benchmark",
+    "report": "tfmedbench.cli_study:report",
+    "pretrain": "tfmedbench.cli_study:pretrain",
+    "export": "tfmedbench.cli_study:export",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="tfmedbench")
+@click.pass_context
+def cli(ctx, debug):
+    """Which pre-trained initialization should I fine-tune for my medical imaging task?"""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def parse_sets(values):
+    """`--set key=value` pairs -> dict of recipe overrides."""
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set patience=5")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def fit_options(func):
+    """Options shared by `fit` and the benchmark sweep."""
+    options = [
+        click.option("--manual-dir", type=click.Path(), help="Raw dataset files (builds the TFDS dataset if needed)."),
+        click.option("--data-dir", type=click.Path(), help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."),
+        click.option("--epochs", type=int, help="Max epochs (recipe default per task)."),
+        click.option("--batch-size", type=int, help="Per-replica batch size."),
+        click.option("--image-size", type=int, help="Input size (square)."),
+        click.option("--lr", type=float, help="Initial learning rate."),
+        click.option("--patience", type=int, help="Early-stopping patience (epochs)."),
+        click.option("--uncertainty-policy", type=click.Choice(["u-ones", "u-zeros", "lsr-ones", "lsr-zeros"]), help="DXC5 uncertain labels."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field (repeatable)."),
+        click.option("--strategy", default="auto", type=click.Choice(["auto", "cpu", "mirrored", "multiworker", "tpu"]), show_default=True),
+        click.option("--tpu", default=None, help="TPU name or address for --strategy tpu."),
+        click.option("--precision", default="auto", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), show_default=True),
+        click.option("--jit-compile", default="auto", type=click.Choice(["auto", "true", "false"]), show_default=True),
+        click.option("--fetch/--no-fetch", default=False, help="Allow downloading registry weights."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def overrides_from(kwargs):
+    overrides = parse_sets(kwargs.pop("sets", ()))
+    for key in ("epochs", "batch_size", "image_size", "lr", "patience", "uncertainty_policy"):
+        value = kwargs.pop(key, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+@cli.command()
+@click.option("--task", required=True, help="ECC, DXC14, DXC5, TXC, LXS, VFS or PXS (any case).")
+@click.option("--weights", default="random", show_default=True, help="Registry name (`tfmedbench weights list`) or a weights file.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--output", type=click.Path(), help="Run directory (default: runs/<task>-<weights>-s<seed>-<time>).")
+@fit_options
+def fit(task, weights, seed, output, **kwargs):
+    """Fine-tune WEIGHTS on TASK and evaluate on its test split."""
+    from tfmedbench.train import fit as run_fit
+
+    overrides = overrides_from(kwargs)
+    result = run_fit(
+        task,
+        weights,
+        data_dir=kwargs["data_dir"],
+        manual_dir=kwargs["manual_dir"],
+        output_dir=output,
+        seed=seed,
+        overrides=overrides,
+        strategy=kwargs["strategy"],
+        tpu=kwargs["tpu"],
+        precision=kwargs["precision"],
+        jit_compile=kwargs["jit_compile"],
+        allow_fetch=kwargs["fetch"],
+    )
+    m = result.metrics
+    click.echo(f"{m['task']} {m['weights']} seed={m['seed']}: test {m['metric']} = {m['score']:.4f}")
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(), default=None, help="Where to write the synthetic data and the run (default: ./tfmedbench-demo).")
+@click.option("--images", default=240, show_default=True, help="Synthetic Shenzhen-layout images.")
+@click.option("--epochs", default=4, show_default=True)
+@click.option("--image-size", default=96, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def demo(workdir, images, epochs, image_size, seed):
+    """Fine-tune a full ResNet-50 on a synthetic NIH-Shenzhen-layout dataset (no data, no network)."""
+    from tfmedbench.demo import run_demo
+
+    result = run_demo(workdir or "tfmedbench-demo", images, epochs, image_size, seed)
+    m = result.metrics
+    click.echo(f"demo: test AUC = {m['score']:.4f} (TXC, random init, {m['epochs_run']} epochs)")
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@cli.command("tasks")
+@click.argument("task", required=False)
+def tasks_cmd(task):
+    """List the task recipes, or print one resolved recipe as JSON."""
+    from tfmedbench.tasks import RECIPES, get_recipe
+
+    if task:
+        click.echo(get_recipe(task).to_json())
+        return
+    for r in RECIPES.values():
+        click.echo(f"{r.code:6} {r.kind:14} {r.metric:4} {r.image_size:4}px  {r.title}")
+
+
+@cli.group()
+def data():
+    """Prepare the benchmark's datasets (TFDS builders in `datasets_tfds`)."""
+
+
+@data.command("list")
+@click.option("--data-dir", type=click.Path())
+def data_list(data_dir):
+    """Builders, their tasks, and whether they are built in DATA_DIR."""
+    from datasets_tfds import TASK_BUILDERS
+    from tfmedbench.data import prepare
+
+    where = data_dir or prepare.default_data_dir()
+    click.echo(f"data dir: {where}")
+    for task, (name, _module) in TASK_BUILDERS.items():
+        builder = prepare.get_builder(name, where)
+        state = "built" if prepare.is_built(builder) else "not built"
+        click.echo(f"{task:6} {name:32} v{builder.version}  {state}")
+
+
+@data.command("info")
+@click.argument("task")
+def data_info(task):
+    """The manual-download instructions and expected tree of TASK's dataset."""
+    from tfmedbench.data import prepare
+    from tfmedbench.tasks import get_recipe
+
+    builder = prepare.get_builder(get_recipe(task).builder)
+    click.echo(f"{builder.name} v{builder.version}\n")
+    click.echo(builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+
+
+@data.command("build")
+@click.argument("task")
+@click.option("--manual-dir", required=True, type=click.Path())
+@click.option("--data-dir", type=click.Path())
+def data_build(task, manual_dir, data_dir):
+    """Build TASK's TFDS dataset from the raw files in MANUAL_DIR (progress shown)."""
+    from tfmedbench.data import prepare
+    from tfmedbench.tasks import get_recipe
+
+    recipe = get_recipe(task)
+    builder = prepare.build(recipe.builder, manual_dir, data_dir)
+    for split, info in builder.info.splits.items():
+        click.echo(f"{builder.name} {split}: {info.num_examples} examples")
+    click.echo(f"built in {builder.data_dir}")
+
+
+def main(argv=None):
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except UserError as err:
+        if debug:
+            raise
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            raise
+        click.echo(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""tf.data pipelines for a task: TFDS split -> adapt -> (cache) -> shuffle -> augment -> batch.
+
+Yields (image float32 [B, S, S, 3] ImageNet-normalised, target) for training and validation;
+with `recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3] (TenCrop of the
+256-resized image, the original code's test-time augmentation). Targets: float32 [B, K] for
+classification, [B, S, S, 1] binary masks for segmentation.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfmedbench.data import seg_augment, transforms
+from tfmedbench.data.adapters import get_adapter
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Cache decoded examples in memory when the encoded split is below this size (decoded images are
+# several times larger than their PNG bytes).
+AUTO_CACHE_MAX_ENCODED_BYTES = 256 * 1024 * 1024
+
+
+def should_cache(recipe, builder, split):
+    if recipe.cache == "memory":
+        return True
+    if recipe.cache == "none":
+        return False
+    num_bytes = builder.info.splits[split].num_bytes
+    return 0 < num_bytes <= AUTO_CACHE_MAX_ENCODED_BYTES
+
+
+def element_seed(seed_value, base_seed):
+    """A stateless-op seed of shape [2] from a per-element random int64."""
+    return tf.stack([seed_value, tf.cast(base_seed, tf.int64)])
+
+
+def deterministic_stage(recipe, split, training):
+    """Per-example work that does not depend on randomness (runs before the cache)."""
+    size = recipe.image_size
+
+    def classification(image, target):
+        if training and recipe.augmentation == "xray_cls":
+            return image, target  # RandomResizedCrop works on the full image
+        image = transforms.to_float_rgb(image)
+        if split == "test" and recipe.test_time == "tencrop":
+            image = transforms.ten_crop(transforms.resize(image, recipe.resize_size), size)
+        elif recipe.augmentation == "xray_cls":
+            # Validation of the x-ray recipes: Resize(256) -> CenterCrop(224), as the original.
+            image = transforms.center_crop(transforms.resize(image, recipe.resize_size), size)
+        else:
+            image = transforms.resize(image, size)
+        return image, target
+
+    def segmentation(image, mask):
+        image = transforms.to_float_rgb(image)
+        image = transforms.resize(image, size)
+        mask = tf.cast(transforms.resize(mask, size, method="nearest") > 0.5, tf.float32)
+        if training and recipe.augmentation == "xray_seg":
+            # albumentations works on uint8 images, as the original (cv2-loaded) pipeline.
+            image = tf.cast(tf.round(tf.clip_by_value(image, 0, 1) * 255), tf.uint8)
+            mask = tf.cast(mask, tf.uint8)
+        return image, mask
+
+    return classification if recipe.kind == "classification" else segmentation
+
+
+def random_stage(recipe, training, base_seed):
+    """Per-example random augmentation and normalisation (runs after the cache)."""
+    size = recipe.image_size
+
+    def apply(image, target, seed_value):
+        seed = element_seed(seed_value, base_seed)
+        if training and recipe.augmentation == "xray_cls":
+            image = transforms.xray_cls_train(transforms.to_float_rgb(image), size, seed)
+        elif training and recipe.augmentation == "xray_seg":
+            image, target = seg_augment.xray_seg_train(image, target, size, seed_value)
+            image = transforms.to_float_rgb(image)
+            target = tf.cast(target, tf.float32)
+        return transforms.normalize(image, recipe.normalization), target
+
+    return apply
+
+
+def make_dataset(
+    recipe,
+    builder,
+    split,
+    *,
+    training,
+    batch_size,
+    seed=0,
+    shard=None,
+):
+    """The batched dataset of `split` (`shard`=(num, index) for per-worker input functions)."""
+    import tensorflow_datasets as tfds
+
+    adapter = get_adapter(recipe.builder)
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    ds = builder.as_dataset(split=split, shuffle_files=training, read_config=read_config)
+    if shard is not None:
+        ds = ds.shard(*shard)
+    if hasattr(adapter, "filter_fn"):
+        ds = ds.filter(lambda ex: adapter.filter_fn(ex, recipe))
+    ds = ds.map(lambda ex: adapter.adapt(ex, recipe), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(deterministic_stage(recipe, split, training), num_parallel_calls=AUTOTUNE)
+    if should_cache(recipe, builder, split):
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(recipe.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    # One random int64 per element, re-drawn every epoch but reproducible from `seed`.
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip((ds, randoms)).map(
+        lambda pair, r: random_stage(recipe, training, seed)(pair[0], pair[1], r),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.batch(batch_size, drop_remainder=training)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def num_examples(builder, split):
+    return builder.info.splits[split].num_examples

@@ -1,0 +1,161 @@
+"""TF-native image transforms with torchvision semantics, seeded per example.
+
+Every random op is stateless and takes a `seed` tensor of shape [2], so a pipeline run twice with
+the same seed yields the same batches regardless of parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from tfmedbench.tasks import IMAGENET_MEAN, IMAGENET_STD
+
+
+def to_float_rgb(image):
+    """uint8/uint16/float [H, W, C] -> float32 [H, W, 3] in [0, 1] (grey repeated to RGB)."""
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    elif image.dtype == tf.uint16:
+        image = tf.cast(image, tf.float32) / 65535.0
+    else:
+        image = tf.cast(image, tf.float32)
+    if image.shape[-1] == 1:
+        image = tf.repeat(image, 3, axis=-1)
+    return image
+
+
+def normalize(image, mode="imagenet"):
+    if mode == "imagenet":
+        return (image - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    if mode == "none":
+        return image
+    raise ValueError(f"unknown normalization {mode!r}")
+
+
+def resize(image, size, method="bilinear"):
+    """Resize to a square `size` (torchvision `Resize((s, s))`), antialiased when shrinking."""
+    return tf.image.resize(image, (size, size), method=method, antialias=method != "nearest")
+
+
+def split_seed(seed, n):
+    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
+
+
+def random_resized_crop_box(seed, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """torchvision RandomResizedCrop.get_params: 10 tries, then a clamped centre crop."""
+    tries = 10
+    s_area, s_ratio, s_y, s_x = split_seed(seed, 4)
+    h_f, w_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    area = h_f * w_f
+    target_area = area * tf.random.stateless_uniform([tries], s_area, scale[0], scale[1])
+    log_ratio = tf.random.stateless_uniform(
+        [tries], s_ratio, math.log(ratio[0]), math.log(ratio[1])
+    )
+    aspect = tf.exp(log_ratio)
+    w = tf.cast(tf.round(tf.sqrt(target_area * aspect)), tf.int32)
+    h = tf.cast(tf.round(tf.sqrt(target_area / aspect)), tf.int32)
+    ok = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+    # Fallback (torchvision): centre crop with the ratio clamped to the range.
+    in_ratio = w_f / h_f
+    fw = tf.where(
+        in_ratio < ratio[0], w_f, tf.where(in_ratio > ratio[1], tf.round(h_f * ratio[1]), w_f)
+    )
+    fh = tf.where(
+        in_ratio < ratio[0], tf.round(w_f / ratio[0]), tf.where(in_ratio > ratio[1], h_f, h_f)
+    )
+    first = tf.argmax(tf.cast(ok, tf.int32))
+    any_ok = tf.reduce_any(ok)
+    ch = tf.where(any_ok, h[first], tf.cast(fh, tf.int32))
+    cw = tf.where(any_ok, w[first], tf.cast(fw, tf.int32))
+    u_y = tf.random.stateless_uniform([], s_y)
+    u_x = tf.random.stateless_uniform([], s_x)
+    y0 = tf.where(
+        any_ok,
+        tf.cast(tf.floor(u_y * tf.cast(height - ch + 1, tf.float32)), tf.int32),
+        (height - ch) // 2,
+    )
+    x0 = tf.where(
+        any_ok,
+        tf.cast(tf.floor(u_x * tf.cast(width - cw + 1, tf.float32)), tf.int32),
+        (width - cw) // 2,
+    )
+    return y0, x0, ch, cw
+
+
+def random_resized_crop(image, size, seed):
+    shape = tf.shape(image)
+    y0, x0, ch, cw = random_resized_crop_box(seed, shape[0], shape[1])
+    crop = tf.image.crop_to_bounding_box(image, y0, x0, ch, cw)
+    return resize(crop, size)
+
+
+def random_hflip(image, seed, mask=None):
+    flip = tf.random.stateless_uniform([], seed) < 0.5
+    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+    if mask is None:
+        return image
+    return image, tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+
+
+def rotate(image, degrees, interpolation="NEAREST"):
+    """Rotate about the centre by `degrees` (counter-clockwise, as torchvision), fill 0."""
+    h = tf.cast(tf.shape(image)[0], tf.float32)
+    w = tf.cast(tf.shape(image)[1], tf.float32)
+    theta = degrees * math.pi / 180.0
+    c, s = tf.cos(theta), tf.sin(theta)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    # Output pixel (x, y) samples input at R^-1 (x - c) + c; counter-clockwise on screen
+    # (y axis down) means the inverse map uses +s on x from y.
+    a0, a1 = c, -s
+    b0, b1 = s, c
+    a2 = cx - a0 * cx - a1 * cy
+    b2 = cy - b0 * cx - b1 * cy
+    transform = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[None]
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform,
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation=interpolation,
+        fill_mode="CONSTANT",
+    )
+    return out[0]
+
+
+def random_rotation(image, max_degrees, seed):
+    angle = tf.random.stateless_uniform([], seed, -max_degrees, max_degrees)
+    return rotate(image, angle)
+
+
+def center_crop(image, size):
+    shape = tf.shape(image)
+    return tf.image.crop_to_bounding_box(
+        image, (shape[0] - size) // 2, (shape[1] - size) // 2, size, size
+    )
+
+
+def ten_crop(image, size):
+    """torchvision TenCrop: 4 corners + centre of the image and of its mirror -> [10, s, s, C]."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+
+    def five(img):
+        return [
+            img[:size, :size],
+            img[:size, w - size :],
+            img[h - size :, :size],
+            img[h - size :, w - size :],
+            center_crop(img, size),
+        ]
+
+    return tf.stack(five(image) + five(tf.reverse(image, [1])))
+
+
+def xray_cls_train(image, size, seed):
+    """The original classification augmentation: RandomResizedCrop, flip, RandomRotation(7)."""
+    s_crop, s_flip, s_rot = split_seed(seed, 3)
+    image = random_resized_crop(image, size, s_crop)
+    image = random_hflip(image, s_flip)
+    return random_rotation(image, 7.0, s_rot)
