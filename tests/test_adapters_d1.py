@@ -27,3 +27,19 @@ def test_shenzhen():
         assert image.dtype == tf.uint8 and image.shape == (6, 5, 1)
         assert target.dtype == tf.float32 and target.shape == (recipe.num_outputs,)
         assert float(target[0]) == label
+
+
+def test_drive():
+    adapter = get_adapter("tfmedbench_drive")
+    vessels = np.zeros([584, 565, 1], np.uint8)
+    vessels[100:110, 50:400] = 1
+    example = {
+        "image": tf.fill([584, 565, 3], tf.constant(7, tf.uint8)),
+        "vessel_mask": tf.constant(vessels),
+        "fov_mask": tf.ones([584, 565, 1], tf.uint8),
+        "image_id": tf.constant("21_training"),
+    }
+    image, target = _run_in_dataset(adapter, example, get_recipe("VFS"))
+    assert image.dtype == tf.uint8 and image.shape == (584, 565, 3)
+    assert target.dtype == tf.float32 and target.shape == (584, 565, 1)
+    np.testing.assert_array_equal(target.numpy(), vessels.astype(np.float32))

@@ -1,0 +1,150 @@
+"""Tests of tfmedbench_drive on a generated official-layout tree and on the real DRIVE set."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from datasets_tfds import common
+from datasets_tfds.drive import drive_dataset_builder as drive
+
+H, W = drive.HEIGHT, drive.WIDTH
+
+
+def shared_data():
+    """The read-only real data (TFMEDBENCH_SHARED_DATA or <repo>/../shared/data), or None."""
+    env = os.environ.get("TFMEDBENCH_SHARED_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def write_tree(root, n_train=6, n_test=2, seed=0):
+    """DRIVE/{training,test}/... exactly as shipped: RGB TIFF, 0/255 GIF masks, 0/1 palette GIF."""
+    rng = np.random.default_rng(seed)
+    top = Path(root, "DRIVE")
+    yy, xx = np.mgrid[0:H, 0:W]
+    fov = ((yy - H / 2) / (0.48 * H)) ** 2 + ((xx - W / 2) / (0.48 * W)) ** 2 < 1
+    for split, n, first in (("training", n_train, 21), ("test", n_test, 1)):
+        folder = top / split
+        subs = ["images", "1st_manual", "mask"] + (["2nd_manual"] if split == "test" else [])
+        for sub in subs:
+            (folder / sub).mkdir(parents=True)
+        for number in range(first, first + n):
+            image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+            vessels = (np.abs(yy - H / 2 - 40 * np.sin(xx / 50 + number)) < 3 + number % 3) & fov
+            Image.fromarray(image).save(folder / "images" / f"{number:02d}_{split}.tif")
+            Image.fromarray(vessels.astype(np.uint8) * 255).save(
+                folder / "1st_manual" / f"{number:02d}_manual1.gif"
+            )
+            Image.fromarray(fov.astype(np.uint8) * 255).save(
+                folder / "mask" / f"{number:02d}_{split}_mask.gif"
+            )
+            if split == "test":  # 0/1 palette GIF whose index 0 is the near-black (4, 2, 4)
+                second = Image.fromarray(vessels.astype(np.uint8), "P")
+                second.putpalette([4, 2, 4, 252, 254, 252] + [0, 0, 0] * 254)
+                second.save(folder / "2nd_manual" / f"{number:02d}_manual2.gif")
+    return top
+
+
+class DriveBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = drive.TfmedbenchDrive
+    SPLITS = {"train": 2, "validation": 4, "test": 2}
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tree = tempfile.mkdtemp()
+        write_tree(cls._tree)
+        cls.EXAMPLE_DIR = cls._tree  # the folder holding DRIVE/
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls._tree, ignore_errors=True)
+
+
+def _build(manual_dir, data_dir):
+    builder = drive.TfmedbenchDrive(data_dir=str(data_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    )
+    return builder
+
+
+def test_pixels_are_lossless_and_masks_binary(tmp_path):
+    top = write_tree(tmp_path / "raw", n_train=5, n_test=1)
+    builder = _build(top, tmp_path / "data")  # the manual dir may be DRIVE/ itself
+    (example,) = tfds.as_numpy(builder.as_dataset(split="test"))
+    assert example["image_id"] == b"01_test"
+    source = np.asarray(Image.open(top / "test" / "images" / "01_test.tif"))
+    np.testing.assert_array_equal(example["image"], source)
+    vessels = np.asarray(Image.open(top / "test" / "1st_manual" / "01_manual1.gif")) > 0
+    np.testing.assert_array_equal(example["vessel_mask"][..., 0], vessels.astype(np.uint8))
+    assert set(np.unique(example["fov_mask"])) == {0, 1}
+
+
+def test_palette_mask_uses_colours_not_indices(tmp_path):
+    top = write_tree(tmp_path / "raw", n_train=0, n_test=1)
+    second = Image.open(top / "test" / "2nd_manual" / "01_manual2.gif")
+    first = Image.open(top / "test" / "1st_manual" / "01_manual1.gif")
+    np.testing.assert_array_equal(common.binary_mask(second), common.binary_mask(first))
+
+
+def test_missing_annotation_is_listed(tmp_path):
+    top = write_tree(tmp_path / "raw")
+    (top / "training" / "1st_manual" / "23_manual1.gif").unlink()
+    with pytest.raises(common.ManualDataError, match="23_manual1.gif"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_corrupt_image_is_named(tmp_path):
+    top = write_tree(tmp_path / "raw")
+    (top / "test" / "images" / "02_test.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(common.ManualDataError, match="02_test.tif"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_wrong_size_is_named(tmp_path):
+    top = write_tree(tmp_path / "raw")
+    Image.new("L", (W, H - 1)).save(top / "training" / "mask" / "22_training_mask.gif")
+    with pytest.raises(common.ManualDataError, match="22_training_mask.gif.*583x565"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_empty_and_incomplete_manual_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(common.ManualDataError, match="(?s)tfmedbench_drive.*empty.*1st_manual"):
+        _build(tmp_path / "empty", tmp_path / "data")
+    (tmp_path / "partial" / "DRIVE" / "training" / "images").mkdir(parents=True)
+    with pytest.raises(common.ManualDataError, match="missing under .*DRIVE.*test/images"):
+        _build(tmp_path / "partial", tmp_path / "data")
+
+
+def test_real_drive(tmp_path):
+    data = shared_data()
+    if data is None or not (data / "DRIVE").is_dir():
+        pytest.skip("real DRIVE not found (set TFMEDBENCH_SHARED_DATA or provide ../shared/data)")
+    builder = _build(data, tmp_path / "data")  # the folder holding DRIVE/
+    sizes = {s: builder.info.splits[s].num_examples for s in ("train", "validation", "test")}
+    assert sizes == {"train": 16, "validation": 4, "test": 20}
+    ids = set()
+    for split in sizes:
+        for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+            ids.add(ex["image_id"].decode())
+            assert ex["image"].shape == (584, 565, 3) and ex["image"].dtype == np.uint8
+            vessels, fov = ex["vessel_mask"][..., 0], ex["fov_mask"][..., 0] > 0
+            assert set(np.unique(vessels)) == {0, 1}
+            assert set(np.unique(ex["fov_mask"])) == {0, 1}
+            # Measured on DRIVE: vessels cover 6.0-11.6 % of the image, 8.7-16.8 % of the FOV.
+            assert 0.05 < vessels.mean() < 0.13, ex["image_id"]
+            assert 0.08 < vessels[fov].mean() < 0.18, ex["image_id"]
+            assert 0.6 < fov.mean() < 0.75  # FOV disc covers ~68 % of the frame
+            assert vessels[~fov].mean() < 0.01  # annotations lie inside the FOV
+    assert ids == {f"{i:02d}_training" for i in range(21, 41)} | {
+        f"{i:02d}_test" for i in range(1, 21)
+    }
