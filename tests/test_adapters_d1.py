@@ -43,3 +43,37 @@ def test_drive():
     assert image.dtype == tf.uint8 and image.shape == (584, 565, 3)
     assert target.dtype == tf.float32 and target.shape == (584, 565, 1)
     np.testing.assert_array_equal(target.numpy(), vessels.astype(np.float32))
+
+
+def _cxr14_example(view="PA"):
+    labels = np.zeros([14], np.uint8)
+    labels[[2, 13]] = 1
+    return {
+        "image": tf.zeros([8, 8, 1], tf.uint8),
+        "labels": tf.constant(labels),
+        "image_id": tf.constant("00000001_000.png"),
+        "patient_id": tf.constant(1, tf.int32),
+        "age": tf.constant(58, tf.int32),
+        "sex": tf.constant("M"),
+        "view": tf.constant(view),
+    }
+
+
+def test_chestxray14():
+    adapter = get_adapter("tfmedbench_chestxray14")
+    recipe = get_recipe("DXC14")
+    image, target = _run_in_dataset(adapter, _cxr14_example(), recipe)
+    assert image.dtype == tf.uint8 and image.shape == (8, 8, 1)
+    assert target.dtype == tf.float32 and target.shape == (recipe.num_outputs,) == (14,)
+    assert np.flatnonzero(target.numpy()).tolist() == [2, 13]
+
+
+def test_chestxray14_frontal_filter():
+    adapter = get_adapter("tfmedbench_chestxray14")
+    examples = [_cxr14_example(v) for v in ("PA", "AP", "LL")]  # "LL" never occurs; must drop
+    for frontal_only, expected in ((False, 3), (True, 2)):
+        recipe = get_recipe("DXC14", frontal_only=frontal_only)
+        ds = tf.data.Dataset.from_tensor_slices(
+            {k: tf.stack([ex[k] for ex in examples]) for k in examples[0]}
+        ).filter(lambda ex, r=recipe: adapter.filter_fn(ex, r))
+        assert sum(1 for _ in ds) == expected
