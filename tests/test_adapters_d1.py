@@ -77,3 +77,69 @@ def test_chestxray14_frontal_filter():
             {k: tf.stack([ex[k] for ex in examples]) for k in examples[0]}
         ).filter(lambda ex, r=recipe: adapter.filter_fn(ex, r))
         assert sum(1 for _ in ds) == expected
+
+
+RAW = np.array([1, 0, -1, -2, -1, 1, 0, -2, -1, -1, 1, 0, -1, -2], np.int8)
+
+
+def _chexpert_example(frontal=True):
+    return {
+        "image": tf.zeros([8, 8, 1], tf.uint8),
+        "labels": tf.constant(RAW),
+        "frontal": tf.constant(frontal),
+        "ap_pa": tf.constant("AP" if frontal else ""),
+        "sex": tf.constant("Female"),
+        "age": tf.constant(60, tf.int32),
+        "patient_id": tf.constant(1, tf.int32),
+        "image_id": tf.constant("train/patient00001/study1/view1_frontal.jpg"),
+    }
+
+
+@pytest.mark.parametrize(
+    "policy, low, high",
+    [("u-ones", 1.0, 1.0), ("u-zeros", 0.0, 0.0), ("lsr-ones", 0.55, 0.85), ("lsr-zeros", 0.0, 0.3)],
+)
+def test_chexpert_uncertainty_policies(policy, low, high):
+    adapter = get_adapter("tfmedbench_chexpert")
+    recipe = get_recipe("DXC5", uncertainty_policy=policy)
+    uncertain = RAW == -1
+    # LSR draws anew each time an example passes through the pipeline: read it 20 times.
+    ds = tf.data.Dataset.from_tensors(_chexpert_example()).repeat(20)
+    draws = []
+    for image, target in ds.map(lambda ex: adapter.adapt(ex, recipe)):
+        target = target.numpy()
+        assert image.shape == (8, 8, 1) and target.dtype == np.float32 and target.shape == (14,)
+        np.testing.assert_array_equal(target[RAW == 1], 1.0)
+        np.testing.assert_array_equal(target[RAW == 0], 0.0)
+        np.testing.assert_array_equal(target[RAW == -2], 0.0)  # blank -> 0 under every policy
+        assert np.all(target[uncertain] >= low) and np.all(target[uncertain] <= high)
+        draws.append(target[uncertain])
+    draws = np.concatenate(draws)  # 100 values
+    if low != high:  # really random and spread over the whole range
+        width = high - low
+        assert draws.min() < low + 0.2 * width and draws.max() > high - 0.2 * width
+
+
+def test_chexpert_lsr_stateless_seed_is_reproducible():
+    from tfmedbench.data.adapters import chexpert
+
+    a = chexpert.apply_uncertainty_policy(RAW, "lsr-ones", seed=[1, 2])
+    b = chexpert.apply_uncertainty_policy(RAW, "lsr-ones", seed=[1, 2])
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_chexpert_requires_a_policy():
+    adapter = get_adapter("tfmedbench_chexpert")
+    with pytest.raises(ValueError, match="uncertainty_policy"):
+        adapter.adapt(_chexpert_example(), get_recipe("DXC5", uncertainty_policy=""))
+
+
+def test_chexpert_frontal_filter():
+    adapter = get_adapter("tfmedbench_chexpert")
+    examples = [_chexpert_example(f) for f in (True, False, True)]
+    for frontal_only, expected in ((False, 3), (True, 2)):
+        recipe = get_recipe("DXC5", frontal_only=frontal_only)
+        ds = tf.data.Dataset.from_tensor_slices(
+            {k: tf.stack([ex[k] for ex in examples]) for k in examples[0]}
+        ).filter(lambda ex, r=recipe: adapter.filter_fn(ex, r))
+        assert sum(1 for _ in ds) == expected

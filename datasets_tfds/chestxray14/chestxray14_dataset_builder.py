@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
+from typing import NamedTuple
 import logging
 
 import numpy as np
@@ -28,8 +28,7 @@ CXR8/                              (optional level; any name, or pass the folder
 """
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One row of Data_Entry_2017*.csv."""
 
     image_index: str

@@ -1,0 +1,137 @@
+"""Tests of tfmedbench_chexpert on a generated CheXpert-v1.0-small tree."""
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from datasets_tfds import common
+from datasets_tfds.chexpert import chexpert_dataset_builder as chexpert
+from tfmedbench.tasks import CHEXPERT_LABELS
+
+TOP = "CheXpert-v1.0-small"
+HEADER = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
+CELLS = ("1.0", "0.0", "-1.0", "")
+
+
+def _cells(seed):
+    return [CELLS[(seed + i) % 4] for i in range(len(CHEXPERT_LABELS))]
+
+
+def write_tree(root, n_train_patients=20, top=TOP):
+    """train: a frontal + a lateral view per patient; valid: patients 64541 (2) and 64542 (1)."""
+    base = Path(root, top)
+    rng = np.random.default_rng(0)
+    rows = {"train": [], "valid": []}
+    plan = [("train", p, 2) for p in range(1, n_train_patients + 1)]
+    plan += [("valid", 64541, 2), ("valid", 64542, 1)]
+    for split, patient, n_views in plan:
+        for view in range(1, n_views + 1):
+            kind = "frontal" if view == 1 else "lateral"
+            rel = f"{split}/patient{patient:05d}/study1/view{view}_{kind}.jpg"
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (20, 16), dtype=np.uint8)).save(
+                base / rel, quality=90
+            )
+            cells = _cells(patient + view) if split == "train" else ["1.0", "0.0"] * 7
+            rows[split].append(
+                f"{top}/{rel},{'Female' if patient % 2 else 'Male'},{30 + patient % 50},"
+                f"{kind.capitalize()},{'AP' if kind == 'frontal' else ''},{','.join(cells)}\n"
+            )
+    for split, lines in rows.items():
+        (base / f"{split}.csv").write_text(HEADER + "".join(lines))
+    return base
+
+
+class ChexpertBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = chexpert.TfmedbenchChexpert
+    # 20 train patients x 2 views; round(0.95 * 20) = 19 train patients, 1 validation patient.
+    SPLITS = {"train": 38, "validation": 2, "test": 3}
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tree = tempfile.mkdtemp()
+        write_tree(cls._tree)
+        cls.EXAMPLE_DIR = cls._tree  # the folder holding CheXpert-v1.0-small/
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls._tree, ignore_errors=True)
+
+
+def _build(manual_dir, data_dir):
+    builder = chexpert.TfmedbenchChexpert(data_dir=str(data_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    )
+    return builder
+
+
+def test_raw_labels_views_and_pixels(tmp_path):
+    base = write_tree(tmp_path / "raw", top="renamed_folder")  # CSV paths still say TOP
+    builder = _build(base, tmp_path / "data")
+    examples = {
+        ex["image_id"].decode(): ex
+        for split in ("train", "validation", "test")
+        for ex in tfds.as_numpy(builder.as_dataset(split=split))
+    }
+    ex = examples["train/patient00003/study1/view2_lateral.jpg"]
+    expected = [{"1.0": 1, "0.0": 0, "-1.0": -1, "": -2}[c] for c in _cells(3 + 2)]
+    assert ex["labels"].dtype == np.int8 and ex["labels"].tolist() == expected
+    assert not ex["frontal"] and ex["ap_pa"] == b"" and ex["patient_id"] == 3
+    front = examples["train/patient00003/study1/view1_frontal.jpg"]
+    assert front["frontal"] and front["ap_pa"] == b"AP" and front["sex"] == b"Female"
+    assert front["age"] == 33
+    decoded = np.asarray(Image.open(base / "train/patient00003/study1/view1_frontal.jpg"))
+    np.testing.assert_array_equal(front["image"][..., 0], decoded)  # PNG keeps JPEG's pixels
+    patients = {
+        split: {int(ex["patient_id"]) for ex in tfds.as_numpy(builder.as_dataset(split=split))}
+        for split in ("train", "validation", "test")
+    }
+    assert patients["test"] == {64541, 64542}
+    assert len(patients["validation"]) == 1 and not patients["validation"] & patients["train"]
+
+
+def test_parse_rejects_bad_rows():
+    row = f"{TOP}/train/patient00001/study1/view1_frontal.jpg,Male,40,Frontal,PA,"
+    (entry,) = chexpert.parse_chexpert_csv(io.StringIO(HEADER + row + ",".join(_cells(0)) + "\n"))
+    assert entry.image_id == "train/patient00001/study1/view1_frontal.jpg"
+    for bad_row, message in (
+        (row + ",".join(["0.5"] + _cells(0)[1:]), "line 2: bad value"),
+        (row + ",".join(_cells(0)[1:]), "13 fields|18 fields"),
+        (row.replace("Frontal,", "Oblique,") + ",".join(_cells(0)), "Frontal/Lateral"),
+        (row.replace("patient00001", "p1") + ",".join(_cells(0)), "unexpected Path"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            chexpert.parse_chexpert_csv(io.StringIO(HEADER + bad_row + "\n"))
+    with pytest.raises(ValueError, match="unexpected header"):
+        chexpert.parse_chexpert_csv(io.StringIO(HEADER.replace("Edema", "Oedema")))
+
+
+def test_csv_row_naming_a_missing_image(tmp_path):
+    base = write_tree(tmp_path / "raw")
+    (base / "valid/patient64542/study1/view1_frontal.jpg").unlink()
+    with pytest.raises(common.ManualDataError, match="patient64542/study1/view1_frontal.jpg"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_corrupt_image_is_named(tmp_path):
+    base = write_tree(tmp_path / "raw")
+    bad = base / "train/patient00007/study1/view1_frontal.jpg"
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(common.ManualDataError, match="patient00007/study1/view1_frontal.jpg"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_missing_csv(tmp_path):
+    base = write_tree(tmp_path / "raw")
+    (base / "valid.csv").unlink()
+    with pytest.raises(common.ManualDataError, match="(?s)tfmedbench_chexpert.*valid.csv"):
+        _build(tmp_path / "raw", tmp_path / "data")
