@@ -143,3 +143,19 @@ def test_chexpert_frontal_filter():
             {k: tf.stack([ex[k] for ex in examples]) for k in examples[0]}
         ).filter(lambda ex, r=recipe: adapter.filter_fn(ex, r))
         assert sum(1 for _ in ds) == expected
+
+
+def test_montgomery():
+    adapter = get_adapter("tfmedbench_montgomery")
+    mask = np.zeros([10, 9, 1], np.uint8)
+    mask[2:8, 1:4] = 1
+    example = {
+        "image": tf.fill([10, 9, 1], tf.constant(65535, tf.uint16)),
+        "mask": tf.constant(mask),
+        "image_id": tf.constant("MCUCXR_0001_0"),
+        "label": tf.constant(0, tf.int64),
+    }
+    image, target = _run_in_dataset(adapter, example, get_recipe("LXS"))
+    assert image.dtype == tf.uint16 and image.shape == (10, 9, 1)
+    assert target.dtype == tf.float32 and target.shape == (10, 9, 1)
+    np.testing.assert_array_equal(target.numpy(), mask.astype(np.float32))

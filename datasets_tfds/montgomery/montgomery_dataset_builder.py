@@ -1,0 +1,122 @@
+"""NIH Montgomery County chest X-rays with manual lung masks (benchmark task LXS)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from datasets_tfds import common
+
+_NAME_RE = re.compile(r"^MCUCXR_(\d{4})_([01])$")
+
+_EXPECTED_TREE = """\
+MontgomerySet/                     (optional level: pass it or the folder holding it)
+  CXR_png/MCUCXR_0001_0.png ...    label = last digit: 0 normal, 1 tuberculosis
+  ManualMask/
+    leftMask/MCUCXR_0001_0.png ... lung masks, 0/255 (or 0/1)
+    rightMask/MCUCXR_0001_0.png ...
+"""
+
+
+class TfmedbenchMontgomery(tfds.core.GeneratorBasedBuilder):
+    """Montgomery County set: 138 frontal CXRs (80 normal, 58 TB) with left/right lung masks."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: seeded stratified 80/20 split, 10% of train as validation."
+    }
+    SPLIT_SEED = 2021  # part of the dataset version
+    TEST_FRACTION = 0.2
+    VALIDATION_FRACTION = 0.1  # of the non-test images
+    EXPECTED_TREE = _EXPECTED_TREE
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+tfmedbench_montgomery: download NLM-MontgomeryCXRSet.zip from
+https://lhncbc.nlm.nih.gov/LHC-downloads/downloads.html#tuberculosis-image-data-sets , unzip it
+and pass the folder holding MontgomerySet/ (or MontgomerySet/ itself) as --manual_dir.
+Expected tree:
+{_EXPECTED_TREE}"""
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    # uint16 holds both kinds of sources losslessly: 16-bit PNGs as stored,
+                    # 8-bit PNGs times 257 (0..255 -> 0..65535), see common.to_grey16.
+                    "image": tfds.features.Image(
+                        shape=(None, None, 1), dtype=np.uint16, encoding_format="png"
+                    ),
+                    # {0, 1}: leftMask > 0 OR rightMask > 0.
+                    "mask": tfds.features.Image(
+                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
+                    ),
+                    "image_id": tfds.features.Text(),
+                    "label": tfds.features.ClassLabel(names=["normal", "tuberculosis"]),
+                }
+            ),
+            supervised_keys=("image", "mask"),
+            homepage="https://lhncbc.nlm.nih.gov/LHC-downloads/downloads.html",
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = common.find_root_in(
+            dl_manager,
+            builder_name=self.name,
+            candidates=("MontgomerySet", ""),
+            required=("CXR_png/MCUCXR_*.png", "ManualMask/leftMask", "ManualMask/rightMask"),
+            expected_tree=_EXPECTED_TREE,
+        )
+        images = common.list_files(root / "CXR_png", "MCUCXR_*.png")
+        labels = [self._label_of(path) for path in images]
+        common.require_paths(
+            [root / "ManualMask" / side / p.name for p in images
+             for side in ("leftMask", "rightMask")],
+            builder_name=self.name, what="lung mask", expected_tree=_EXPECTED_TREE,
+            manual_dir=root,
+        )  # fmt: skip
+        by_stem = {path.stem: path for path in images}
+        label_of = dict(zip(by_stem, labels))
+        outer = common.split_fractions(
+            list(by_stem), {"train_val": 1 - self.TEST_FRACTION, "test": self.TEST_FRACTION},
+            self.SPLIT_SEED, strata=labels,
+        )  # fmt: skip
+        inner = common.split_fractions(
+            outer["train_val"],
+            {"train": 1 - self.VALIDATION_FRACTION, "validation": self.VALIDATION_FRACTION},
+            self.SPLIT_SEED, strata=[label_of[s] for s in outer["train_val"]],
+        )  # fmt: skip
+        parts = {"train": inner["train"], "validation": inner["validation"], "test": outer["test"]}
+        return {
+            name: self._generate_examples(root, [by_stem[s] for s in stems])
+            for name, stems in parts.items()
+        }
+
+    def _generate_examples(self, root, paths):
+        for path in paths:
+            image = common.read_image(path, builder_name=self.name)
+            try:
+                image = common.to_grey16(image)
+            except ValueError as err:
+                raise common.ManualDataError(f"{self.name}: unsupported image {path}: {err}")
+            mask = np.zeros(image.shape, np.uint8)
+            for side in ("leftMask", "rightMask"):
+                mask_path = root / "ManualMask" / side / path.name
+                half = common.binary_mask(common.read_image(mask_path, builder_name=self.name))
+                common.check_shape(half, image.shape[:2], mask_path, builder_name=self.name)
+                mask |= half
+            yield path.stem, {
+                "image": image,
+                "mask": mask,
+                "image_id": path.stem,
+                "label": self._label_of(path),
+            }
+
+    def _label_of(self, path):
+        match = _NAME_RE.match(path.stem)
+        if not match:
+            raise common.ManualDataError(
+                f"{self.name}: unexpected file name {path} (expected MCUCXR_####_0.png or "
+                f"MCUCXR_####_1.png; the last digit is the label)"
+            )
+        return int(match.group(2))
