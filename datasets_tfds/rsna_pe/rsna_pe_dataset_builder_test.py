@@ -1,0 +1,245 @@
+"""Tests of tfmedbench_rsna_pe on generated trees in the competition's layout.
+
+The trees hold real CT DICOM files (pydicom: file meta, MONOCHROME2, signed and unsigned
+pixels, RescaleSlope/Intercept, ImagePositionPatient, InstanceNumber) and a train.csv with all
+17 columns. Slices are written in an order that differs from both their z order and their
+InstanceNumber order, so a wrong sort shows.
+"""
+
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
+
+from datasets_tfds import common, dicom  # noqa: E402
+from datasets_tfds.rsna_pe import rsna_pe_dataset_builder as rsna  # noqa: E402
+
+try:
+    import apache_beam as beam
+except ImportError:  # the `beam` config is optional (pip install "tfmedbench[beam]")
+    beam = None
+# The competition's ids are 12 hex digits, not valid DICOM UIDs; pydicom warns on every file.
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+NO_BEAM = "apache-beam is not installed (pip install \"tfmedbench[beam]\")"
+
+TOP = "rsna-str-pulmonary-embolism-detection"
+N_PER_CLASS = 7  # studies per class: 5 train, 1 validation, 1 test
+SIZE = (16, 12)
+
+
+def reference_window(hu, wl=100, ww=700):
+    """The RSNA-PE 1st-place `window` function, verbatim in behaviour (non-uniform slices)."""
+    upper, lower = wl + ww // 2, wl - ww // 2
+    x = np.clip(hu.copy(), lower, upper)
+    x = x - np.min(x)
+    x = x / np.max(x)
+    return (x * 255.0).astype("uint8")
+
+
+def write_tree(root, n_per_class=N_PER_CLASS, *, series_slices=None, no_position=()):
+    """Write train.csv + train/<study>/<series>/<sop>.dcm; return {sop: expected example}.
+
+    `series_slices` maps study index -> list of slice counts, one per series (default: one
+    series of 3 slices). Studies in `no_position` have no ImagePositionPatient, so their slices
+    are ordered by InstanceNumber.
+    """
+    top = Path(root, TOP)
+    rng = np.random.default_rng(0)
+    lines = [",".join(rsna.CSV_COLUMNS)]
+    expected = {}
+    for i in range(2 * n_per_class):
+        study = f"{i:03d}aa0000000"
+        positive = i < n_per_class
+        study_flags = [0 if positive else 1] + list(rng.integers(0, 2, len(rsna.STUDY_COLUMNS) - 1))
+        for j, n_slices in enumerate((series_slices or {}).get(i, [3])):
+            series = f"{i:03d}bb{j:07d}"
+            # Written in SOP order; z descends and InstanceNumber is shuffled, so the true
+            # order (ascending z) differs from SOP order and InstanceNumber order.
+            numbers = rng.permutation(n_slices) + 1
+            slices = []
+            for k in range(n_slices):
+                sop = f"{i:03d}cc{j:02d}{k:05d}"
+                hu = rng.integers(-1024, 1600, SIZE).astype(np.float64)
+                hu[0, 0], hu[0, 1] = -1000, 1200  # reach both window ends, like a chest slice
+                if i % 2:  # signed storage, slope 1
+                    stored, slope, intercept = hu.astype(np.int16), 1.0, 0.0
+                else:  # unsigned 12-bit storage with the usual -1024 intercept, slope 2
+                    hu = np.round(hu / 2) * 2
+                    stored, slope, intercept = ((hu + 1024) / 2).astype(np.uint16), 2.0, -1024.0
+                z = 50.0 - 2.5 * k
+                position = {} if i in no_position else {"ImagePositionPatient": [0.0, 0.0, z]}
+                dicom.write(
+                    top / "train" / study / series / f"{sop}.dcm", stored, modality="CT",
+                    bits_stored=12 if stored.dtype == np.uint16 else 16, study_uid=study,
+                    series_uid=series, sop_uid=sop, RescaleSlope=slope,
+                    RescaleIntercept=intercept, InstanceNumber=int(numbers[k]), **position,
+                )  # fmt: skip
+                pe = int(positive and k == 1)
+                fields = [study, series, sop, pe, *study_flags]
+                lines.append(",".join(str(f) for f in fields))
+                rank = -k if i not in no_position else numbers[k]  # ascending z = descending k
+                slices.append((rank, sop, reference_window(hu), pe))
+            slices.sort()
+            for index, (_, sop, _, pe) in enumerate(slices):
+                neighbours = [slices[max(index - 1, 0)][2], slices[index][2],
+                              slices[min(index + 1, n_slices - 1)][2]]  # fmt: skip
+                expected[sop] = {
+                    "image": np.stack(neighbours, axis=-1), "label": pe, "study_id": study,
+                    "series_id": series, "slice_index": index,
+                    **dict(zip(rsna.STUDY_COLUMNS, map(bool, study_flags))),
+                }  # fmt: skip
+    (top / "train.csv").write_text("\n".join(lines) + "\n")
+    return expected
+
+
+class RsnaPeBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = rsna.TfmedbenchRsnaPe
+    BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
+    SPLITS = {"train": 30, "validation": 6, "test": 6}  # 10 / 2 / 2 studies of 3 slices
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tree = tempfile.mkdtemp()
+        write_tree(cls._tree)
+        cls.EXAMPLE_DIR = cls._tree
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls._tree, ignore_errors=True)
+
+
+@unittest.skipIf(beam is None, NO_BEAM)
+class RsnaPeBeamBuilderTest(RsnaPeBuilderTest):
+    BUILDER_CONFIG_NAMES_TO_TEST = ["beam"]
+
+
+def _build(manual_dir, data_dir, config="default"):
+    builder = rsna.TfmedbenchRsnaPe(data_dir=str(data_dir), config=config)
+    options = {}
+    if config == "beam":
+        options["beam_options"] = beam.options.pipeline_options.PipelineOptions(flags=[])
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), **options)
+    )
+    return builder
+
+
+def _all_examples(builder):
+    return {
+        ex["sop_id"].decode(): ex
+        for split in ("train", "validation", "test")
+        for ex in tfds.as_numpy(builder.as_dataset(split=split))
+    }
+
+
+def _check(examples, expected):
+    assert examples.keys() == expected.keys()
+    for sop, want in expected.items():
+        got = examples[sop]
+        assert got["image"].dtype == np.uint8 and got["image"].shape == (*SIZE, 3)
+        np.testing.assert_array_equal(got["image"], want["image"], err_msg=sop)
+        for name, value in want.items():
+            if name != "image":
+                value = value.encode() if isinstance(value, str) else value
+                assert got[name] == value, (sop, name)
+
+
+@pytest.fixture(scope="module")
+def varied_tree(tmp_path_factory):
+    """Two series in one study, a one-slice series, and a study ordered by InstanceNumber."""
+    root = tmp_path_factory.mktemp("rsna_raw")
+    expected = write_tree(root, series_slices={0: [4, 1], 8: [2]}, no_position=(3,))
+    return root, expected
+
+
+def test_windowing_neighbours_order_and_labels(varied_tree, tmp_path):
+    root, expected = varied_tree
+    _check(_all_examples(_build(root, tmp_path / "data")), expected)
+
+
+@pytest.mark.skipif(beam is None, reason=NO_BEAM)
+def test_beam_config_gives_the_same_examples(varied_tree, tmp_path):
+    root, expected = varied_tree
+    builder = _build(root / TOP, tmp_path / "data", config="beam")
+    _check(_all_examples(builder), expected)
+    default = _build(root, tmp_path / "data_default")
+    for split in ("train", "validation", "test"):
+        assert builder.info.splits[split].num_examples == default.info.splits[split].num_examples
+
+
+def test_split_is_by_study(varied_tree, tmp_path):
+    root, _ = varied_tree
+    builder = _build(root, tmp_path / "data")
+    studies = {
+        split: {ex["study_id"] for ex in tfds.as_numpy(builder.as_dataset(split=split))}
+        for split in ("train", "validation", "test")
+    }
+    assert [len(s) for s in studies.values()] == [10, 2, 2]
+    assert not (studies["train"] & studies["test"] or studies["train"] & studies["validation"])
+
+
+def test_truncated_dicom_is_named(tmp_path):
+    write_tree(tmp_path / "raw")
+    path = sorted((tmp_path / "raw").rglob("*.dcm"))[4]
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(common.ManualDataError, match=rf"truncated.*{path.name}"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_csv_row_without_dicom_is_named(tmp_path):
+    write_tree(tmp_path / "raw")
+    path = sorted((tmp_path / "raw").rglob("*.dcm"))[7]
+    path.unlink()
+    message = rf"1 row\(s\) without a DICOM \['{path.name}'\]"
+    with pytest.raises(common.ManualDataError, match=message):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_dicom_without_csv_row_is_named(tmp_path):
+    write_tree(tmp_path / "raw")
+    first = sorted((tmp_path / "raw").rglob("*.dcm"))[0]
+    stray = first.with_name("ffff00000000.dcm")
+    shutil.copy(first, stray)
+    with pytest.raises(common.ManualDataError, match=rf"1 DICOM\(s\) without a row .*{stray.name}"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_missing_csv_column_is_named(tmp_path):
+    write_tree(tmp_path / "raw")
+    csv_path = tmp_path / "raw" / TOP / "train.csv"
+    csv_path.write_text(csv_path.read_text().replace("qa_motion", "qa_motions", 1))
+    with pytest.raises(common.ManualDataError, match=r"lacks column\(s\) \['qa_motion'\]"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_empty_manual_dir_shows_the_expected_tree(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(common.ManualDataError) as err:
+        _build(tmp_path / "raw", tmp_path / "data")
+    assert "empty" in str(err.value) and "<SOPInstanceUID>.dcm" in str(err.value)
+
+
+def test_window_matches_the_original_and_survives_uniform_slices():
+    hu = np.linspace(-1200, 1500, 400).reshape(20, 20)
+    np.testing.assert_array_equal(dicom.window_uint8(hu, 100, 700), reference_window(hu))
+    narrow = np.linspace(0, 300, 400).reshape(20, 20)  # does not reach the window ends
+    np.testing.assert_array_equal(dicom.window_uint8(narrow, 100, 700), reference_window(narrow))
+    assert not dicom.window_uint8(np.full((4, 4), 30.0)).any()
+
+
+def test_split_is_seeded_and_order_independent():
+    studies = [f"{i:012x}" for i in range(7279)]  # the real set has 7,279 studies
+    has_pe = [i % 3 == 0 for i in range(7279)]
+    cls = rsna.TfmedbenchRsnaPe
+    args = (cls.TEST_FRACTIONS, cls.VALIDATION_FRACTIONS, cls.SPLIT_SEED)
+    parts = rsna.split_studies(studies, has_pe, *args)
+    assert parts == rsna.split_studies(studies[::-1], has_pe[::-1], *args)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 5242, "validation": 582, "test": 1455}

@@ -1,0 +1,233 @@
+"""SIIM-ACR pneumothorax segmentation chest X-rays (benchmark task PXS)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from etils import epath
+
+from datasets_tfds import common, dicom, rle
+
+log = logging.getLogger(__name__)
+
+_EXPECTED_TREE = """\
+siim-acr-pneumothorax/          (optional level: its parent may be the manual dir)
+  train-rle.csv                 ImageId, EncodedPixels (stage_2_train.csv is accepted too)
+  dicom-images-train/
+    <StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+    ...                         (a flat folder of <SOPInstanceUID>.dcm works too)
+  dicom-images-test/            optional: stage 1's test images, labelled by the stage-2 CSV
+    <StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+"""
+_CSV_NAMES = ("train-rle.csv", "stage_2_train.csv")
+_IMAGE_DIRS = ("dicom-images-train", "dicom-images-test")
+
+
+class SiimConfig(tfds.core.BuilderConfig):
+    """Chooses the stored image dtype; a feature dtype is fixed per dataset, not per image."""
+
+    def __init__(self, *, image_dtype, **kwargs):
+        super().__init__(**kwargs)
+        self.image_dtype = image_dtype
+
+
+class TfmedbenchSiimPneumothorax(tfds.core.GeneratorBasedBuilder):
+    """SIIM-ACR Pneumothorax Segmentation: chest X-ray DICOMs with RLE pneumothorax masks."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: seeded 80/20 split by image stratified by has_pneumothorax, "
+        "then 10% of train as validation."
+    }
+    BUILDER_CONFIGS = [
+        SiimConfig(
+            name="uint8",
+            description="8-bit images, as every DICOM of the challenge is; deeper files fail.",
+            image_dtype=np.uint8,
+        ),
+        SiimConfig(
+            name="uint16",
+            description="16-bit images, for re-exported sources with BitsAllocated > 8.",
+            image_dtype=np.uint16,
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "uint8"
+    # The split is part of the dataset version: changing seed or fractions needs a new VERSION.
+    SPLIT_SEED = 2021
+    TEST_FRACTIONS = {"train": 0.8, "test": 0.2}
+    VALIDATION_FRACTIONS = {"train": 0.9, "validation": 0.1}  # applied to the 80% above
+    EXPECTED_TREE = _EXPECTED_TREE
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Download the SIIM-ACR Pneumothorax Segmentation training data (DICOMs and train-rle.csv, e.g.
+from the Kaggle competition siim-acr-pneumothorax-segmentation or its public mirrors) and pass
+the folder holding them (or the folder above it) as --manual_dir. Expected tree:
+{_EXPECTED_TREE}
+DICOMs without a CSV row are skipped and counted in the log; a CSV row without a DICOM stops
+the build with an error naming it."""
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    # Stored pixels, lossless, no windowing; MONOCHROME1 inverted to MONOCHROME2.
+                    "image": tfds.features.Image(
+                        shape=(None, None, 1),
+                        dtype=self.builder_config.image_dtype,
+                        encoding_format="png",
+                    ),
+                    # Union of all the image's RLE regions: 1 = pneumothorax.
+                    "mask": tfds.features.Image(
+                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
+                    ),
+                    "image_id": tfds.features.Text(),  # SOPInstanceUID = CSV ImageId
+                    "has_pneumothorax": tfds.features.Scalar(dtype=np.bool_),
+                }
+            ),
+            supervised_keys=("image", "mask"),
+            homepage="https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation",
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = common.find_root_in(
+            dl_manager,
+            builder_name=self.name,
+            candidates=("", "siim-acr-pneumothorax", "siim-acr-pneumothorax-segmentation"),
+            required=(_CSV_NAMES, "dicom-images-train"),
+            expected_tree=_EXPECTED_TREE,
+        )
+        csv_path = next(root / name for name in _CSV_NAMES if (root / name).exists())
+        rles = read_rle_csv(csv_path, builder_name=self.name)
+        files = self._dicom_files(root)
+        missing = sorted(set(rles) - set(files))
+        if missing:
+            shown = "\n".join(f"    {image_id}.dcm" for image_id in missing[:10])
+            more = f"\n    ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise common.manual_data_error(
+                self.name,
+                root,
+                f"{len(missing)} image(s) named in {csv_path} have no DICOM under "
+                f"{' or '.join(_IMAGE_DIRS)}:\n{shown}{more}",
+                _EXPECTED_TREE,
+            )
+        unlabelled = sorted(set(files) - set(rles))
+        if unlabelled:
+            # The challenge ships some training DICOMs without a CSV row (and stage-1 test
+            # images, if present, that this CSV does not label): say how many are left out.
+            log.warning(
+                "%s: skipping %d DICOM file(s) that have no row in %s, e.g. %s",
+                self.name, len(unlabelled), csv_path.name,
+                ", ".join(str(files[i]) for i in unlabelled[:3]),
+            )  # fmt: skip
+        ids = sorted(rles)
+        positive = [any(not rle.is_empty(r) for r in rles[i]) for i in ids]
+        parts = split_train_validation_test(
+            ids, positive, self.TEST_FRACTIONS, self.VALIDATION_FRACTIONS, self.SPLIT_SEED
+        )
+        empty = [name for name, part in parts.items() if not part]
+        if empty:  # TFDS would fail later with "No examples were yielded"
+            raise common.ManualDataError(
+                f"{self.name}: only {len(ids)} labelled images in {csv_path}: the seeded split "
+                f"leaves {', '.join(empty)} empty"
+            )
+        return {
+            name: self._generate_examples([(i, files[i], rles[i]) for i in part])
+            for name, part in parts.items()
+        }
+
+    def _generate_examples(self, items):
+        dtype = self.builder_config.image_dtype
+        for image_id, path, image_rles in items:
+            dataset, pixels = dicom.read(path, builder_name=self.name)
+            try:
+                image = dicom.radiograph_grey(dataset, pixels, dtype)
+            except ValueError as err:
+                hint = " (build the `uint16` config)" if dtype == np.uint8 else ""
+                raise common.ManualDataError(f"{self.name}: {path}: {err}{hint}") from err
+            height, width = pixels.shape
+            try:
+                mask = rle.decode_union(image_rles, height, width)
+            except ValueError as err:
+                raise common.ManualDataError(
+                    f"{self.name}: bad EncodedPixels for {image_id} ({height}x{width}): {err}"
+                ) from err
+            yield image_id, {
+                "image": common.encode_png(image),
+                "mask": common.encode_png(mask[..., None]),
+                "image_id": image_id,
+                "has_pneumothorax": bool(mask.any()),
+            }
+
+    def _dicom_files(self, root):
+        """{SOPInstanceUID (file stem): path} of every .dcm under the image folders."""
+        files = {}
+        for folder in _IMAGE_DIRS:
+            top = root / folder
+            if not top.is_dir():
+                continue
+            # tf.io.gfile.walk lists local and gs:// trees alike, at any depth (nested or flat).
+            for directory, _, names in tf.io.gfile.walk(str(top)):
+                for name in names:
+                    if not name.lower().endswith(".dcm"):
+                        continue
+                    path = epath.Path(directory) / name
+                    if path.stem in files:
+                        raise common.ManualDataError(
+                            f"{self.name}: two DICOMs for image {path.stem}: "
+                            f"{files[path.stem]} and {path}"
+                        )
+                    files[path.stem] = path
+        if not files:
+            raise common.manual_data_error(
+                self.name, root, "no .dcm file under dicom-images-train/", _EXPECTED_TREE
+            )
+        return files
+
+
+def read_rle_csv(path, *, builder_name="tfmedbench_siim_pneumothorax"):
+    """train-rle.csv -> {ImageId: [EncodedPixels, ...]} (several rows per image = regions)."""
+    text = epath.Path(path).read_text()
+    return parse_rle_csv(io.StringIO(text), source=path, builder_name=builder_name)
+
+
+def parse_rle_csv(lines, *, source="train-rle.csv", builder_name="tfmedbench_siim_pneumothorax"):
+    """Parse the CSV text (an iterable of lines); header names may carry a leading space."""
+    reader = csv.reader(lines)
+    header = [name.strip() for name in next(reader, [])]
+    if header[:2] != ["ImageId", "EncodedPixels"]:
+        raise common.ManualDataError(
+            f"{builder_name}: {source} must start with the header 'ImageId, EncodedPixels', "
+            f"got {header}"
+        )
+    rles = {}
+    for line_number, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != 2 or not row[0].strip():
+            raise common.ManualDataError(
+                f"{builder_name}: {source} line {line_number}: expected 'ImageId,EncodedPixels', "
+                f"got {row[:3]}"
+            )
+        rles.setdefault(row[0].strip(), []).append(row[1])
+    if not rles:
+        raise common.ManualDataError(f"{builder_name}: {source} has no data rows")
+    return rles
+
+
+def split_train_validation_test(ids, strata, test_fractions, validation_fractions, seed):
+    """Seeded 80/20 train/test split of `ids`, then 10% of train as validation, both stratified.
+
+    The second cut uses seed + 1 so it is independent of the first; both are exact-count
+    splits from datasets_tfds.common.split_fractions, which depend only on the ids and seed.
+    """
+    first = common.split_fractions(ids, test_fractions, seed, strata=strata)
+    stratum = dict(zip(ids, strata))
+    train = first["train"]
+    second = common.split_fractions(
+        train, validation_fractions, seed + 1, strata=[stratum[i] for i in train]
+    )
+    return {"train": second["train"], "validation": second["validation"], "test": first["test"]}

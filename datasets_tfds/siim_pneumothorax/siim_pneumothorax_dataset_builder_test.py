@@ -1,0 +1,201 @@
+"""Tests of tfmedbench_siim_pneumothorax on generated trees in the challenge's layout.
+
+The trees hold real DICOM files (written with pydicom: file meta, MONOCHROME2/1, UIDs) and a
+train-rle.csv in the challenge's relative, column-major RLE, several rows per positive image.
+"""
+
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
+
+from datasets_tfds import common, dicom, rle  # noqa: E402
+from datasets_tfds.siim_pneumothorax import siim_pneumothorax_dataset_builder as siim  # noqa: E402
+
+N_PER_CLASS = 10  # per class: 7 train, 1 validation, 2 test
+SMALL = 7  # per class 5 train, 1 validation, 1 test: the fewest that leave no split empty
+SIZE = (32, 24)  # rows x columns: not square, so a transposition error shows
+
+
+def write_tree(root, n_per_class=N_PER_CLASS, *, flat=False, extra_unlabelled=1):
+    """<root>/siim-acr-pneumothorax/{train-rle.csv, dicom-images-train/...}; returns the truth.
+
+    Returns {image_id: (pixels, mask)} for the labelled images. Positive images get two RLE
+    rows (two rectangles: the union is the mask); one negative row is written ' -1' as some
+    copies of the file do. `extra_unlabelled` DICOMs get no CSV row.
+    """
+    top = Path(root, "siim-acr-pneumothorax")
+    rng = np.random.default_rng(0)
+    truth, rows = {}, []
+    for i in range(2 * n_per_class + extra_unlabelled):
+        study, series, sop = (f"1.2.826.0.1.{i}.{k}" for k in (1, 2, 3))
+        folder = top / "dicom-images-train" if flat else top / "dicom-images-train" / study / series
+        pixels = rng.integers(0, 256, SIZE, dtype=np.uint8)
+        photometric = "MONOCHROME1" if i == 3 else "MONOCHROME2"
+        dicom.write(folder / f"{sop}.dcm", pixels, photometric=photometric,
+                    study_uid=study, series_uid=series, sop_uid=sop)  # fmt: skip
+        if i >= 2 * n_per_class:
+            continue  # DICOM without a CSV row
+        mask = np.zeros(SIZE, np.uint8)
+        if i % 2:
+            regions = []
+            for top_left in ((1 + i % 5, 2), (20, 3 + i % 7)):
+                region = np.zeros(SIZE, np.uint8)
+                region[top_left[0]:top_left[0] + 6, top_left[1]:top_left[1] + 9] = 1
+                regions.append(region)
+                mask |= region
+            rows += [(sop, rle.encode(region)) for region in regions]
+        else:
+            rows.append((sop, " -1" if i == 4 else "-1"))
+        visible = 255 - pixels if photometric == "MONOCHROME1" else pixels
+        truth[sop] = (visible, mask)
+    lines = ["ImageId, EncodedPixels"] + [f"{sop},{code}" for sop, code in rows]
+    (top / "train-rle.csv").write_text("\n".join(lines) + "\n")
+    return truth
+
+
+class SiimBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = siim.TfmedbenchSiimPneumothorax
+    SPLITS = {"train": 14, "validation": 2, "test": 4}
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tree = tempfile.mkdtemp()
+        write_tree(cls._tree)
+        cls.EXAMPLE_DIR = cls._tree  # the folder holding siim-acr-pneumothorax/
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls._tree, ignore_errors=True)
+
+
+def _build(manual_dir, data_dir, config="uint8"):
+    builder = siim.TfmedbenchSiimPneumothorax(data_dir=str(data_dir), config=config)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    )
+    return builder
+
+
+def _all_examples(builder):
+    return {
+        ex["image_id"].decode(): ex
+        for split in ("train", "validation", "test")
+        for ex in tfds.as_numpy(builder.as_dataset(split=split))
+    }
+
+
+def test_pixels_masks_and_skipped_files_are_logged(tmp_path, caplog):
+    truth = write_tree(tmp_path / "raw", extra_unlabelled=2)
+    with caplog.at_level(logging.WARNING):
+        examples = _all_examples(_build(tmp_path / "raw", tmp_path / "data"))
+    assert "skipping 2 DICOM file(s) that have no row in train-rle.csv" in caplog.text
+    assert examples.keys() == truth.keys()
+    for image_id, (pixels, mask) in truth.items():
+        ex = examples[image_id]
+        assert ex["image"].dtype == np.uint8 and ex["image"].shape == (*SIZE, 1)
+        np.testing.assert_array_equal(ex["image"][..., 0], pixels)
+        np.testing.assert_array_equal(ex["mask"][..., 0], mask)
+        assert ex["has_pneumothorax"] == bool(mask.any())
+    assert sum(bool(ex["has_pneumothorax"]) for ex in examples.values()) == N_PER_CLASS
+
+
+def test_flat_folder_and_top_folder_as_manual_dir(tmp_path):
+    truth = write_tree(tmp_path / "raw", flat=True, extra_unlabelled=0)
+    builder = _build(tmp_path / "raw" / "siim-acr-pneumothorax", tmp_path / "data")
+    assert builder.info.splits.total_num_examples == len(truth)
+
+
+def test_uint16_config_keeps_deeper_pixels_and_uint8_names_the_file(tmp_path):
+    truth = write_tree(tmp_path / "raw", n_per_class=SMALL, extra_unlabelled=0)
+    image_id = sorted(truth)[0]
+    path = next((tmp_path / "raw").rglob(f"{image_id}.dcm"))
+    deep = np.random.default_rng(1).integers(0, 4096, SIZE, dtype=np.uint16)
+    dicom.write(path, deep, bits_stored=12, sop_uid=image_id)
+    examples = _all_examples(_build(tmp_path / "raw", tmp_path / "d16", config="uint16"))
+    assert examples[image_id]["image"].dtype == np.uint16
+    np.testing.assert_array_equal(examples[image_id]["image"][..., 0], deep)
+    other = sorted(truth)[1]  # 8-bit sources are scaled by 257 onto the 16-bit range
+    np.testing.assert_array_equal(
+        examples[other]["image"][..., 0], truth[other][0].astype(np.uint16) * 257
+    )
+    with pytest.raises(common.ManualDataError, match=rf"{image_id}\.dcm.*12-bit.*uint16"):
+        _build(tmp_path / "raw", tmp_path / "d8", config="uint8")
+
+
+def test_truncated_dicom_is_named(tmp_path):
+    truth = write_tree(tmp_path / "raw", n_per_class=SMALL, extra_unlabelled=0)
+    path = next((tmp_path / "raw").rglob(f"{sorted(truth)[1]}.dcm"))
+    path.write_bytes(path.read_bytes()[:-50])
+    with pytest.raises(common.ManualDataError, match=rf"truncated.*{path.name}"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_csv_row_without_dicom_is_an_error(tmp_path):
+    truth = write_tree(tmp_path / "raw", n_per_class=SMALL, extra_unlabelled=0)
+    gone = sorted(truth)[2]
+    next((tmp_path / "raw").rglob(f"{gone}.dcm")).unlink()
+    message = rf"(?s)1 image\(s\) named in .*train-rle.csv have no DICOM.*{gone}\.dcm"
+    with pytest.raises(common.ManualDataError, match=message):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_rle_past_the_image_is_an_error_naming_the_image(tmp_path):
+    truth = write_tree(tmp_path / "raw", n_per_class=SMALL, extra_unlabelled=0)
+    csv_path = tmp_path / "raw" / "siim-acr-pneumothorax" / "train-rle.csv"
+    bad = sorted(truth)[0]
+    csv_path.write_text(csv_path.read_text() + f"{bad},700 100\n")  # 32*24 = 768 pixels
+    with pytest.raises(common.ManualDataError, match=rf"{bad}.*past the 32x24 image"):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_too_few_images_for_the_split_is_a_clear_error(tmp_path):
+    write_tree(tmp_path / "raw", n_per_class=2, extra_unlabelled=0)
+    message = "only 4 labelled images.*leaves validation, test empty"
+    with pytest.raises(common.ManualDataError, match=message):
+        _build(tmp_path / "raw", tmp_path / "data")
+
+
+def test_empty_manual_dir_shows_the_expected_tree(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(common.ManualDataError) as err:
+        _build(tmp_path / "raw", tmp_path / "data")
+    assert "empty" in str(err.value) and "dicom-images-train/" in str(err.value)
+
+
+def test_missing_pydicom_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # makes `import pydicom` raise
+    with pytest.raises(common.ManualDataError, match=r'pip install "tfmedbench\[dicom\]"'):
+        dicom.read("any.dcm")
+
+
+def test_csv_header_with_leading_space_and_bad_rows():
+    rows = siim.parse_rle_csv(["ImageId, EncodedPixels", "a,-1", "b,1 2", "b,5 1", ""])
+    assert rows == {"a": ["-1"], "b": ["1 2", "5 1"]}
+    with pytest.raises(common.ManualDataError, match="header"):
+        siim.parse_rle_csv(["Image,Pixels", "a,-1"])
+    with pytest.raises(common.ManualDataError, match="line 3"):
+        siim.parse_rle_csv(["ImageId,EncodedPixels", "a,-1", "b"])
+
+
+def test_split_is_seeded_exact_and_independent_of_order():
+    ids = [f"1.2.3.{i}" for i in range(1000)]
+    positive = [i % 5 == 0 for i in range(1000)]
+    cls = siim.TfmedbenchSiimPneumothorax
+    args = (cls.TEST_FRACTIONS, cls.VALIDATION_FRACTIONS, cls.SPLIT_SEED)
+    parts = siim.split_train_validation_test(ids, positive, *args)
+    again = siim.split_train_validation_test(ids[::-1], positive[::-1], *args)
+    assert parts == again
+    assert {k: len(v) for k, v in parts.items()} == {"train": 720, "validation": 80, "test": 200}
+    assert set().union(*parts.values()) == set(ids)
+    is_positive = dict(zip(ids, positive))
+    assert sum(is_positive[i] for i in parts["test"]) == 40  # stratified: 20% of 200 positives
