@@ -1,0 +1,61 @@
+"""Click objects the tfmedbench CLI mounts: `weights` (list, fetch) and `convert`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from weights_converter import registry
+
+
+@click.group("weights")
+def weights():
+    """The paper's initializations: list them, fetch and convert them."""
+
+
+@weights.command("list")
+def list_weights():
+    """Show every initialization, its source format and whether it is cached."""
+    from weights_converter import api
+
+    click.echo(f"{'name':22} {'format':13} {'cached':6}  paper name / aliases")
+    for record in registry.RECORDS:
+        cached = record.format is None or os.path.exists(api.converted_path(record.name))
+        aliases = f"  (aliases: {', '.join(record.aliases)})" if record.aliases else ""
+        click.echo(f"{record.name:22} {record.format or '-':13} {'yes' if cached else 'no':6}  "
+                   f"{record.paper_name}{aliases}")
+    click.echo(f"{len(registry.RECORDS) - 1} pre-trained initializations + random; "
+               f"cache: {api.weights_dir()}")
+
+
+@weights.command("fetch")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download and convert again even if cached.")
+def fetch_weights(name, force):
+    """Download NAME (resuming), verify its sha256, convert and cache it."""
+    from weights_converter import api
+
+    path = api.fetch_name(name, force=force)
+    click.echo(path if path else f"{name}: nothing to fetch (random initialization)")
+
+
+@click.command("convert")
+@click.argument("src", type=click.Path(exists=False))
+@click.option("--format", "fmt", default=None, help="Source format; omitted: detected from keys.")
+@click.option("--out", required=True, type=click.Path(), help="Output .weights.h5 path.")
+@click.option("--name", default=None, help="Name recorded in the JSON sidecar.")
+@click.option("--depths", default="3,4,6,3", hidden=True, help="Blocks per stage (tiny test nets).")
+@click.option("--width", default=64, type=int, hidden=True, help="Stem width (tiny test nets).")
+def convert(src, fmt, out, name, depths, width):
+    """Convert a local checkpoint SRC to a Keras backbone .weights.h5 and prove parity."""
+    from weights_converter import convert as conv
+
+    if not os.path.exists(src) and not os.path.exists(src + ".index"):
+        raise click.BadParameter(f"{src}: no such file", param_hint="SRC")
+    depths = tuple(int(d) for d in depths.split(","))
+    report = conv.convert(src, out, fmt=fmt, name=name, depths=depths, width=width)
+    click.echo(conv.format_report(report))
+    click.echo(f"wrote {out} (+ {os.path.basename(out)}.json)")
+    if report.get("parity") and not report["parity"]["passed"]:
+        raise click.ClickException("parity check FAILED: the converted backbone does not match")

@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny same-topology reference ResNet and Keras/torch feature helpers."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from weights_converter import parity  # noqa: E402
+from weights_converter.testing import torch_resnet  # noqa: E402
+
+DEPTHS = (2, 1, 2, 1)  # two blocks in stages 1 and 3: identity blocks are exercised too
+WIDTH = 8
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFMEDBENCH_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def reference():
+    return torch_resnet.reference_resnet(DEPTHS, WIDTH, seed=0)
+
+
+def random_input(size=64, batch=2, seed=1):
+    return np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
+
+
+def torch_features(model, x):
+    with torch.no_grad():
+        return {k: v.numpy() for k, v in model.features(torch.from_numpy(x)).items()}
+
+
+def keras_backbone(path, depths=DEPTHS, width=WIDTH):
+    from tfmedbench.models import resnet50
+
+    return resnet50(include_top=False, weights=path, depths=depths, width=width)
+
+
+def assert_parity(reference_feats, keras_feats, label=""):
+    result = parity.summarize(parity.compare(reference_feats, keras_feats))
+    print(f"PARITY {label:28s} max_abs={result['max_abs_diff']:.3e} rel_l2={result['rel_l2']:.3e}")
+    assert result["max_abs_diff"] <= parity.MAX_ABS, result["per_output"]
+    assert result["rel_l2"] <= parity.REL_L2, result["per_output"]
+    return result
