@@ -66,7 +66,7 @@ def fundus(rng, height, width):
     return (np.clip(img, 0, 1) * 255).astype(np.uint8), vessels, fov
 
 
-def write_drive_tree(root, n_train=6, n_test=4, height=64, width=60, seed=0):
+def write_drive_tree(root, n_train=6, n_test=4, height=584, width=565, seed=0):
     """Write `<root>/DRIVE/{training,test}/...` with TIFF images and GIF masks as DRIVE ships.
 
     Vessel GIFs are 0/255 (as 1st_manual is), test/2nd_manual 0/1. Returns the DRIVE folder.

@@ -46,7 +46,7 @@ def build(builder_name, manual_dir, data_dir=None, verbose=True):
     return builder
 
 
-def ensure_built(builder_name, data_dir=None, manual_dir=None, verbose=True):
+def ensure_built(builder_name, data_dir=None, manual_dir=None, verbose=True, task="<TASK>"):
     """The prepared builder; builds it from `manual_dir` when given, else says how to."""
     builder = get_builder(builder_name, data_dir)
     if is_built(builder):
@@ -56,6 +56,6 @@ def ensure_built(builder_name, data_dir=None, manual_dir=None, verbose=True):
     where = data_dir or default_data_dir()
     raise UserError(
         f"dataset {builder_name} is not built in {where}; build it from the raw files with "
-        f"`tfmedbench data build <TASK> --manual-dir DIR --data-dir {where}` or pass "
-        f"--manual-dir to fit (expected tree: `tfmedbench data info <TASK>`)"
+        f"`tfmedbench data build {task} --manual-dir DIR --data-dir {where}` or pass "
+        f"--manual-dir to fit (expected tree: `tfmedbench data info {task}`)"
     )

@@ -29,6 +29,7 @@ from tfmedbench.weights import resolve_weights_path
 class FitResult:
     run_dir: pathlib.Path
     metrics: dict
+    model: object = None  # the trained keras.Model, best-validation weights restored
 
 
 @dataclasses.dataclass
@@ -92,7 +93,9 @@ def fit(
     strategy_lib.set_precision(policy)
 
     weights_path = resolve_weights_path(weights, allow_fetch=allow_fetch)
-    builder = prepare.ensure_built(recipe.builder, data_dir, manual_dir, verbose=bool(verbose))
+    builder = prepare.ensure_built(
+        recipe.builder, data_dir, manual_dir, verbose=bool(verbose), task=recipe.code
+    )
 
     replicas = strat.num_replicas_in_sync
     global_batch = recipe.batch_size * replicas
@@ -103,7 +106,7 @@ def fit(
             f"{global_batch} (= {recipe.batch_size} per replica x {replicas}); lower --batch-size"
         )
     settings = Settings(
-        strategy=type(strat).__name__,
+        strategy=strategy_lib.strategy_name(strat),
         replicas=replicas,
         device=device,
         precision=policy,
@@ -229,7 +232,7 @@ def fit(
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     log(verbose, f"test {recipe.metric} = {test['score']:.4f}; run directory: {run_dir}")
-    return FitResult(pathlib.Path(run_dir), metrics)
+    return FitResult(pathlib.Path(run_dir), metrics, model)
 
 
 def evaluate(trainer, recipe, test_ds):

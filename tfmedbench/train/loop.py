@@ -46,6 +46,7 @@ class Trainer:
         self.train_step = self.build_train_step()
         self.loss_step = self.build_loss_step()
         self.predict_step = self.build_predict_step()
+        self.sync_step = self.build_sync_step()
 
     def build_train_step(self):
         model, opt, recipe = self.model, self.optimizer, self.recipe
@@ -112,6 +113,37 @@ class Trainer:
 
         return step
 
+    def build_sync_step(self):
+        """Average BatchNorm moving statistics over all replicas.
+
+        Keras keeps the first replica's moving statistics on each worker (like PyTorch
+        DataParallel); across workers those differ, so multi-worker evaluation and the saved
+        weights would depend on the worker. Averaging them once per epoch makes every worker
+        hold identical weights. Training is unaffected (it normalises with batch statistics).
+        """
+        variables = list(self.model.non_trainable_variables)
+
+        sizes = [int(np.prod(v.shape)) for v in variables]
+
+        def replica():
+            # One flat tensor: a single collective instead of one per variable.
+            flat = tf.concat([tf.reshape(tf.identity(v.value), [-1]) for v in variables], 0)
+            ctx = tf.distribute.get_replica_context()
+            return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, flat)
+
+        @tf.function
+        def step():
+            averaged = self.strategy.experimental_local_results(self.strategy.run(replica))[0]
+            # Assign in cross-replica context: every local copy gets the all-reduced value.
+            for variable, value in zip(variables, tf.split(averaged, sizes)):
+                variable.assign(tf.reshape(value, variable.shape))
+
+        return step
+
+    def sync_statistics(self):
+        if self.strategy.num_replicas_in_sync > 1 and self.model.non_trainable_variables:
+            self.sync_step()
+
     def run_epoch(self, dist_dataset, lr_fn, progbar=None):
         """Train one epoch; returns (mean loss, steps). lr_fn(step) -> learning rate."""
         total, steps = 0.0, 0
@@ -124,6 +156,7 @@ class Trainer:
             total += loss
             if progbar is not None:
                 progbar.update(steps, [("loss", loss)])
+        self.sync_statistics()
         return (total / steps if steps else float("nan")), steps
 
     def mean_loss(self, dist_dataset):

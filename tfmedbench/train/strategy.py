@@ -44,6 +44,18 @@ def make_strategy(name="auto", tpu=None):
     return tf.distribute.get_strategy()  # default: one device, no-op distribution
 
 
+def strategy_name(strategy):
+    """Public class name (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)."""
+    for cls, name in (
+        (tf.distribute.TPUStrategy, "TPUStrategy"),
+        (tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+        (tf.distribute.MirroredStrategy, "MirroredStrategy"),
+    ):
+        if isinstance(strategy, cls):
+            return name
+    return "DefaultStrategy"
+
+
 def cluster_workers():
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     cluster = config.get("cluster", {})

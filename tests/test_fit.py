@@ -1,0 +1,139 @@
+"""`fit` end to end on tiny models: run directory, determinism, real distribution strategies."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfmedbench.data import prepare
+from tfmedbench.errors import NonFiniteLossError
+from tfmedbench.models import resnet50
+from tfmedbench.synthetic import write_shenzhen_tree
+from tfmedbench.train import fit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = dict(epochs=2, image_size=32, resize_size=36, batch_size=4, depths=(1, 1, 1, 1), width=8)
+
+
+@pytest.fixture(scope="module")
+def shenzhen(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shenzhen")
+    write_shenzhen_tree(str(root / "raw"), n_images=40, size=64)
+    data_dir = str(root / "tfds")
+    builder = prepare.build("tfmedbench_nih_shenzhen", str(root / "raw"), data_dir, verbose=False)
+    return data_dir, builder
+
+
+def run(data_dir, out, seed=0, **over):
+    return fit("TXC", data_dir=data_dir, output_dir=str(out), seed=seed,
+               overrides={**TINY, **over}, verbose=0)
+
+
+def test_fit_writes_complete_run_directory(shenzhen, tmp_path):
+    data_dir, builder = shenzhen
+    result = run(data_dir, tmp_path / "run")
+    files = set(os.listdir(result.run_dir))
+    assert {"config.json", "history.csv", "tensorboard", "best.weights.h5",
+            "backbone.weights.h5", "metrics.json", "predictions.npz"} <= files
+    m = json.loads((result.run_dir / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["task"] == "TXC" and m["metric"] == "auc"
+    assert 0.0 <= m["score"] <= 1.0 and m["per_class"] == {"tuberculosis": m["score"]}
+    assert m["epochs_run"] == 2 and m["best_epoch"] in (1, 2)
+    assert {"tensorflow", "keras", "python"} <= set(m["versions"])
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["recipe"]["epochs"] == 2 and config["recipe"]["depths"] == [1, 1, 1, 1]
+    with open(result.run_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    preds = np.load(result.run_dir / "predictions.npz")
+    n_test = builder.info.splits["test"].num_examples
+    assert preds["scores"].shape == (n_test, 1) and preds["labels"].shape == (n_test, 1)
+    # The saved backbone loads into a fresh backbone with the trained values.
+    backbone = resnet50(include_top=False, depths=(1, 1, 1, 1), width=8)
+    backbone.load_weights(str(result.run_dir / "backbone.weights.h5"))
+    for name in ("conv1", "layer3_0_bn2", "layer4_0_downsample_0"):
+        for a, b in zip(backbone.get_layer(name).get_weights(),
+                        result.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_gives_identical_results(shenzhen, tmp_path):
+    data_dir, _ = shenzhen
+    a = run(data_dir, tmp_path / "a", seed=5)
+    b = run(data_dir, tmp_path / "b", seed=5)
+    c = run(data_dir, tmp_path / "c", seed=6)
+    assert a.metrics["score"] == b.metrics["score"]
+    assert (a.run_dir / "history.csv").read_text().splitlines()[1].split(",")[1:3] == \
+        (b.run_dir / "history.csv").read_text().splitlines()[1].split(",")[1:3]
+    np.testing.assert_array_equal(np.load(a.run_dir / "predictions.npz")["scores"],
+                                  np.load(b.run_dir / "predictions.npz")["scores"])
+    assert not np.array_equal(np.load(a.run_dir / "predictions.npz")["scores"],
+                              np.load(c.run_dir / "predictions.npz")["scores"])
+
+
+def test_non_finite_loss_stops_and_keeps_files(shenzhen, tmp_path):
+    data_dir, _ = shenzhen
+    with pytest.raises(NonFiniteLossError, match="non-finite training loss"):
+        run(data_dir, tmp_path / "nan", lr=float("inf"))
+    m = json.loads((tmp_path / "nan" / "metrics.json").read_text())
+    assert m["status"] == "failed" and "non-finite" in m["error"]
+    assert (tmp_path / "nan" / "config.json").exists()
+
+
+def worker(args, env=None, timeout=300):
+    return subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "fit_worker.py"), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def result_of(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_mirrored_strategy_over_two_logical_cpus(shenzhen, tmp_path):
+    data_dir, builder = shenzhen
+    res = result_of(worker([data_dir, str(tmp_path / "m"), "mirrored", "2"]))
+    assert res["replicas"] == 2 and res["strategy"] == "MirroredStrategy"
+    assert res["n_test"] == builder.info.splits["test"].num_examples  # gathered from both replicas
+    assert 0.0 <= res["score"] <= 1.0
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]["global_batch"] == 8
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multiworker_two_local_processes_identical_weights(shenzhen, tmp_path):
+    data_dir, builder = shenzhen
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers},
+                                       "task": {"type": "worker", "index": index}})
+        procs.append(worker([data_dir, str(tmp_path / "mw"), "multiworker"], env=env))
+    try:
+        results = [result_of(p, timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [(r["strategy"], r["replicas"]) for r in results] == [("MultiWorkerMirroredStrategy", 2)] * 2
+    assert results[0]["weights_sha256"] == results[1]["weights_sha256"]
+    assert results[0]["score"] == results[1]["score"]
+    assert results[0]["n_test"] == builder.info.splits["test"].num_examples
+    # Only the chief (worker 0) writes the run directory.
+    assert json.loads((tmp_path / "mw" / "metrics.json").read_text())["status"] == "ok"

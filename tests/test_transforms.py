@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmedbench.data import seg_augment, transforms
+
+
+def seed(a, b=0):
+    return tf.constant([a, b], tf.int64)
+
+
+def test_to_float_rgb_scales_by_dtype_and_expands_grey():
+    u8 = tf.constant([[[255]]], tf.uint8)
+    u16 = tf.constant([[[65535]]], tf.uint16)
+    assert transforms.to_float_rgb(u8).numpy().tolist() == [[[1.0, 1.0, 1.0]]]
+    assert transforms.to_float_rgb(u16).numpy().tolist() == [[[1.0, 1.0, 1.0]]]
+
+
+def test_imagenet_normalisation():
+    x = tf.constant([[[0.485, 0.456, 0.406]]])
+    np.testing.assert_allclose(transforms.normalize(x).numpy(), 0.0, atol=1e-6)
+
+
+def test_random_resized_crop_box_within_image_and_in_torchvision_ranges():
+    areas = []
+    for i in range(200):
+        y0, x0, h, w = [int(v) for v in transforms.random_resized_crop_box(seed(i), 100, 80)]
+        assert 0 <= y0 and 0 <= x0 and y0 + h <= 100 and x0 + w <= 80 and h > 0 and w > 0
+        areas.append(h * w / 8000)
+    assert 0.05 < min(areas) and max(areas) <= 1.0 and np.mean(areas) > 0.3
+
+
+def test_random_ops_are_deterministic_per_seed():
+    img = tf.random.stateless_uniform([50, 40, 3], seed=[1, 2])
+    a = transforms.xray_cls_train(img, 32, seed(7)).numpy()
+    b = transforms.xray_cls_train(img, 32, seed(7)).numpy()
+    c = transforms.xray_cls_train(img, 32, seed(8)).numpy()
+    assert a.shape == (32, 32, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_rotate_zero_is_identity_and_180_is_double_flip():
+    img = tf.reshape(tf.range(5 * 5 * 1, dtype=tf.float32), [5, 5, 1])
+    np.testing.assert_array_equal(transforms.rotate(img, 0.0).numpy(), img.numpy())
+    np.testing.assert_allclose(
+        transforms.rotate(img, 180.0).numpy(), img.numpy()[::-1, ::-1], atol=1e-4
+    )
+
+
+def test_rotate_90_counter_clockwise_like_torchvision():
+    img = np.zeros((5, 5, 1), np.float32)
+    img[0, 4] = 1  # top-right corner
+    out = transforms.rotate(tf.constant(img), 90.0).numpy()
+    assert out[0, 0, 0] == 1  # counter-clockwise: top-right goes to top-left
+
+
+def test_ten_crop_is_corners_centre_and_mirrored():
+    img = np.arange(6 * 6, dtype=np.float32).reshape(6, 6, 1)
+    crops = transforms.ten_crop(tf.constant(img), 4).numpy()
+    assert crops.shape == (10, 4, 4, 1)
+    np.testing.assert_array_equal(crops[0], img[:4, :4])
+    np.testing.assert_array_equal(crops[3], img[2:, 2:])
+    np.testing.assert_array_equal(crops[4], img[1:5, 1:5])
+    np.testing.assert_array_equal(crops[5], img[:, ::-1][:4, :4])
+
+
+def test_seg_augment_keeps_mask_binary_and_is_seeded():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64, 1), np.uint8)
+    mask[16:48, 16:48] = 1
+    aug = seg_augment.SegAugment(64)
+    outs = [aug(image, mask, s) for s in range(40)]
+    changed = 0
+    for img_out, mask_out in outs:
+        assert img_out.shape == (64, 64, 3) and mask_out.shape[:2] == (64, 64)
+        assert set(np.unique(mask_out)) <= {0, 1}
+        changed += not np.array_equal(img_out, image)
+    assert 5 < changed < 40  # the three OneOf/crop blocks fire with p 0.3/0.3/0.25
+    again = aug(image, mask, 3)
+    np.testing.assert_array_equal(again[0], outs[3][0])
