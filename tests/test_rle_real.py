@@ -11,6 +11,7 @@ import gzip
 import numpy as np
 import pytest
 
+from conftest import shared_data_dir
 from datasets_tfds import rle
 from datasets_tfds.siim_pneumothorax.siim_pneumothorax_dataset_builder import parse_rle_csv
 
@@ -31,23 +32,12 @@ def reference_rle2mask(code, width, height):
 
 
 @pytest.fixture(scope="module")
-def real_rows(request):
-    shared = request.getfixturevalue("shared_data")
-    path = shared / RLE_FILE
+def real_rows():
+    path = shared_data_dir() / RLE_FILE
     if not path.is_file():
-        pytest.skip(f"{path} not found")
+        pytest.skip(f"{path} not found (set TFMEDBENCH_SHARED_DATA to the shared data folder)")
     with gzip.open(path, "rt") as handle:
         return parse_rle_csv(handle, source=path)
-
-
-@pytest.fixture(scope="module")
-def shared_data():  # module-scoped twin of conftest's fixture (skips when the data is absent)
-    from conftest import shared_data_dir
-
-    path = shared_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path} (set TFMEDBENCH_SHARED_DATA)")
-    return path
 
 
 def test_row_image_and_positive_counts(real_rows):
