@@ -8,7 +8,6 @@ has e.g. `chexpert`).
 """
 
 import importlib
-import importlib.util
 
 # Benchmark task code -> (TFDS builder name, module in this package).
 TASK_BUILDERS = {
@@ -22,9 +21,5 @@ TASK_BUILDERS = {
 }
 
 for _name, _module in TASK_BUILDERS.values():
-    # TEMPORARY during parallel development: builders not written yet are skipped.
-    # tests/test_registration.py asserts that all seven register; remove this skip when they do.
-    if importlib.util.find_spec(f"{__name__}.{_module}") is None:
-        continue
     # Importing the module defines (and so registers) its GeneratorBasedBuilder subclass.
     importlib.import_module(f"{__name__}.{_module}")

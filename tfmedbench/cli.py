@@ -95,10 +95,11 @@ def overrides_from(kwargs):
 @cli.command()
 @click.option("--task", required=True, help="ECC, DXC14, DXC5, TXC, LXS, VFS or PXS (any case).")
 @click.option("--weights", default="random", show_default=True, help="Registry name (`tfmedbench weights list`) or a weights file.")
+@click.option("--weights-format", default=None, help="Format of a local checkpoint given to --weights (default: detected; see `tfmedbench weights list`).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--output", type=click.Path(), help="Run directory (default: runs/<task>-<weights>-s<seed>-<time>).")
 @fit_options
-def fit(task, weights, seed, output, **kwargs):
+def fit(task, weights, weights_format, seed, output, **kwargs):
     """Fine-tune WEIGHTS on TASK and evaluate on its test split."""
     from tfmedbench.train import fit as run_fit
 
@@ -116,6 +117,7 @@ def fit(task, weights, seed, output, **kwargs):
         precision=kwargs["precision"],
         jit_compile=kwargs["jit_compile"],
         allow_fetch=kwargs["fetch"],
+        weights_format=weights_format,
     )
     m = result.metrics
     click.echo(f"{m['task']} {m['weights']} seed={m['seed']}: test {m['metric']} = {m['score']:.4f}")

@@ -72,11 +72,13 @@ def fit(
     jit_compile="auto",
     deterministic="auto",
     allow_fetch=False,
+    weights_format=None,
     verbose=1,
 ):
     """Fine-tune `weights` on `task`; returns the run directory and its metrics.
 
     overrides: recipe fields to change (see `tfmedbench.tasks.Recipe`), e.g. {"epochs": 2}.
+    weights_format: checkpoint format of a local `weights` file (None: detected from its keys).
     deterministic: "auto" enables TF op determinism on CPU (bit-identical reruns for a seed)
       and leaves it off on accelerators, where it costs speed.
     """
@@ -92,7 +94,7 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     strategy_lib.set_precision(policy)
 
-    weights_path = resolve_weights_path(weights, allow_fetch=allow_fetch)
+    weights_path = resolve_weights_path(weights, allow_fetch=allow_fetch, fmt=weights_format)
     builder = prepare.ensure_built(
         recipe.builder, data_dir, manual_dir, verbose=bool(verbose), task=recipe.code
     )
