@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from tfmedbench.cli_options import overrides_from, run_options
 from tfmedbench.errors import UserError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations calls the network else
@@ -49,60 +50,18 @@ def cli(ctx, debug):
     ctx.obj["debug"] = debug
 
 
-def parse_sets(values):
-    """`--set key=value` pairs -> dict of recipe overrides."""
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise UserError(f"--set {item!r}: expected key=value, e.g. --set patience=5")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
-def fit_options(func):
-    """Options shared by `fit` and the benchmark sweep."""
-    options = [
-        click.option("--manual-dir", type=click.Path(), help="Raw dataset files (builds the TFDS dataset if needed)."),
-        click.option("--data-dir", type=click.Path(), help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."),
-        click.option("--epochs", type=int, help="Max epochs (recipe default per task)."),
-        click.option("--batch-size", type=int, help="Per-replica batch size."),
-        click.option("--image-size", type=int, help="Input size (square)."),
-        click.option("--lr", type=float, help="Initial learning rate."),
-        click.option("--patience", type=int, help="Early-stopping patience (epochs)."),
-        click.option("--uncertainty-policy", type=click.Choice(["u-ones", "u-zeros", "lsr-ones", "lsr-zeros"]), help="DXC5 uncertain labels."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field (repeatable)."),
-        click.option("--strategy", default="auto", type=click.Choice(["auto", "cpu", "mirrored", "multiworker", "tpu"]), show_default=True),
-        click.option("--tpu", default=None, help="TPU name or address for --strategy tpu."),
-        click.option("--precision", default="auto", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), show_default=True),
-        click.option("--jit-compile", default="auto", type=click.Choice(["auto", "true", "false"]), show_default=True),
-        click.option("--fetch/--no-fetch", default=False, help="Allow downloading registry weights."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def overrides_from(kwargs):
-    overrides = parse_sets(kwargs.pop("sets", ()))
-    for key in ("epochs", "batch_size", "image_size", "lr", "patience", "uncertainty_policy"):
-        value = kwargs.pop(key, None)
-        if value is not None:
-            overrides[key] = value
-    return overrides
-
-
 @cli.command()
 @click.option("--task", required=True, help="ECC, DXC14, DXC5, TXC, LXS, VFS or PXS (any case).")
 @click.option("--weights", default="random", show_default=True, help="Registry name (`tfmedbench weights list`) or a weights file.")
 @click.option("--weights-format", default=None, help="Format of a local checkpoint given to --weights (default: detected; see `tfmedbench weights list`).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--output", type=click.Path(), help="Run directory (default: runs/<task>-<weights>-s<seed>-<time>).")
-@fit_options
+@run_options
 def fit(task, weights, weights_format, seed, output, **kwargs):
     """Fine-tune WEIGHTS on TASK and evaluate on its test split."""
     from tfmedbench.train import fit as run_fit
 
+    quiet = kwargs.pop("quiet")
     overrides = overrides_from(kwargs)
     result = run_fit(
         task,
@@ -112,12 +71,13 @@ def fit(task, weights, weights_format, seed, output, **kwargs):
         output_dir=output,
         seed=seed,
         overrides=overrides,
-        strategy=kwargs["strategy"],
+        strategy=kwargs["strategy"] or "auto",
         tpu=kwargs["tpu"],
-        precision=kwargs["precision"],
-        jit_compile=kwargs["jit_compile"],
-        allow_fetch=kwargs["fetch"],
+        precision=kwargs["precision"] or "auto",
+        jit_compile=kwargs["jit_compile"] or "auto",
+        allow_fetch=bool(kwargs["fetch"]),
         weights_format=weights_format,
+        verbose=0 if quiet else 1,
     )
     m = result.metrics
     click.echo(f"{m['task']} {m['weights']} seed={m['seed']}: test {m['metric']} = {m['score']:.4f}")

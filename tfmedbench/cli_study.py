@@ -9,51 +9,12 @@ import os
 
 import click
 
+from tfmedbench.cli_options import overrides_from, run_options
 from tfmedbench.errors import UserError
 
 
-def _run_options(func, per_task_manual_dir=False):
-    """Training options shared with `tfmedbench fit` (same names and meanings)."""
-    manual_help = (
-        "Raw dataset files, TASK=DIR per task (repeatable) or one DIR for all tasks; builds "
-        "the TFDS datasets when needed."
-        if per_task_manual_dir
-        else "Raw dataset files (builds the TFDS dataset if needed)."
-    )
-    options = [
-        click.option("--manual-dir", "manual_dir", multiple=per_task_manual_dir, type=str, help=manual_help),
-        click.option("--data-dir", type=click.Path(), help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)."),
-        click.option("--epochs", type=int, help="Max epochs (recipe default per task)."),
-        click.option("--batch-size", type=int, help="Per-replica batch size."),
-        click.option("--image-size", type=int, help="Input size (square)."),
-        click.option("--lr", type=float, help="Initial learning rate."),
-        click.option("--patience", type=int, help="Early-stopping patience (epochs)."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field (repeatable)."),
-        click.option("--strategy", default=None, type=click.Choice(["auto", "cpu", "mirrored", "multiworker", "tpu"]), help="Distribution strategy [default: auto]."),
-        click.option("--tpu", default=None, help="TPU name or address for --strategy tpu."),
-        click.option("--precision", default=None, type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), help="[default: auto]"),
-        click.option("--jit-compile", default=None, type=click.Choice(["auto", "true", "false"]), help="[default: auto]"),
-        click.option("--fetch/--no-fetch", default=None, help="Allow downloading registry weights."),
-        click.option("-q", "--quiet", is_flag=True, help="No per-epoch Keras progress (the overall progress stays)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 def _benchmark_run_options(func):
-    return _run_options(func, per_task_manual_dir=True)
-
-
-def _overrides(kwargs):
-    from tfmedbench.sweep import parse_overrides
-
-    overrides = parse_overrides(kwargs.pop("sets", ()))
-    for key in ("epochs", "batch_size", "image_size", "lr", "patience"):
-        value = kwargs.pop(key, None)
-        if value is not None:
-            overrides[key] = value
-    return overrides
+    return run_options(func, per_task_manual_dir=True)
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -95,7 +56,7 @@ def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, re
         baseline=baseline,
         base_seed=base_seed,
         retry_failed=retry_failed,
-        overrides=_overrides(kwargs),
+        overrides=overrides_from(kwargs),
         data_dir=kwargs["data_dir"],
         manual_dir=sweep.parse_manual_dirs(kwargs["manual_dir"]),
         strategy=kwargs["strategy"],
@@ -154,13 +115,13 @@ def report(sweep_dir, output, baseline, test, correction, alpha, paper, formats)
 @click.option("--name", help="Name of the new weights [default: <init>_<dataset>].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--register", is_flag=True, help="Also register NAME in the weights registry.")
-@_run_options
+@run_options
 def pretrain(dataset, init, output, name, seed, register, **kwargs):
     """Continual supervised pre-training (e.g. ImageNet -> CheXpert); saves a backbone for --weights."""
     from tfmedbench.pretrain import pretrain as run_pretrain
 
     quiet = kwargs.pop("quiet")
-    overrides = _overrides(kwargs)
+    overrides = overrides_from(kwargs)
     out = run_pretrain(
         dataset,
         init,

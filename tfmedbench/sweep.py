@@ -182,17 +182,6 @@ def parse_weights(values):
     return tuple(out)
 
 
-def parse_overrides(pairs):
-    """['epochs=2', 'depths=1,1,1,1'] -> {'epochs': '2', 'depths': '1,1,1,1'} (typed by Recipe)."""
-    out = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def parse_manual_dirs(values):
     """['TXC=/raw/shenzhen', '/raw/all'] -> {'TXC': ..., '*': ...}."""
     out = {}
