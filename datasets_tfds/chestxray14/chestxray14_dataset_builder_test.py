@@ -1,13 +1,13 @@
 """Tests of tfmedbench_chestxray14 on generated trees in the NIH layouts."""
 
 import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 from PIL import Image
 
 from datasets_tfds import common
@@ -56,30 +56,16 @@ def write_tree(root, n_patients=12, archive_layout=True, lists=True):
     return root
 
 
-class ChestXray14BuilderTest(tfds.testing.DatasetBuilderTestCase):
+class ChestXray14BuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = cxr14.TfmedbenchChestxray14
     # Official lists: test = patients 1-3 (6 images); validation = 1 of the 9 other patients.
     SPLITS = {"train": 16, "validation": 2, "test": 6}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(Path(cls._tree) / "CXR8")
-        cls.EXAMPLE_DIR = cls._tree  # the folder holding CXR8/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(lambda root: write_tree(Path(root) / "CXR8"))
 
 
 def _build(manual_dir, data_dir):
-    builder = cxr14.TfmedbenchChestxray14(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(cxr14.TfmedbenchChestxray14, manual_dir, data_dir)
 
 
 def _examples(builder):

@@ -1,13 +1,13 @@
 """Tests of tfmedbench_chexpert on a generated CheXpert-v1.0-small tree."""
 
 import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 from PIL import Image
 
 from datasets_tfds import common
@@ -48,30 +48,16 @@ def write_tree(root, n_train_patients=20, top=TOP):
     return base
 
 
-class ChexpertBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class ChexpertBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = chexpert.TfmedbenchChexpert
     # 20 train patients x 2 views; round(0.95 * 20) = 19 train patients, 1 validation patient.
     SPLITS = {"train": 38, "validation": 2, "test": 3}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree  # the folder holding CheXpert-v1.0-small/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 def _build(manual_dir, data_dir):
-    builder = chexpert.TfmedbenchChexpert(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(chexpert.TfmedbenchChexpert, manual_dir, data_dir)
 
 
 def test_raw_labels_views_and_pixels(tmp_path):

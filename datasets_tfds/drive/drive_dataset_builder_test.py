@@ -1,13 +1,13 @@
 """Tests of tfmedbench_drive on a generated official-layout tree and on the real DRIVE set."""
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 from PIL import Image
 
 from datasets_tfds import common
@@ -51,29 +51,15 @@ def write_tree(root, n_train=6, n_test=2, seed=0):
     return top
 
 
-class DriveBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class DriveBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = drive.TfmedbenchDrive
     SPLITS = {"train": 2, "validation": 4, "test": 2}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree  # the folder holding DRIVE/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 def _build(manual_dir, data_dir):
-    builder = drive.TfmedbenchDrive(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(drive.TfmedbenchDrive, manual_dir, data_dir)
 
 
 def test_pixels_are_lossless_and_masks_binary(tmp_path):

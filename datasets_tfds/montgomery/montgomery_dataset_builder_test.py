@@ -1,12 +1,13 @@
 """Tests of tfmedbench_montgomery on a generated MontgomerySet tree."""
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 from PIL import Image
 
 from datasets_tfds import common
@@ -41,30 +42,16 @@ def write_tree(root, n_per_class=10):
     return top
 
 
-class MontgomeryBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class MontgomeryBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = montgomery.TfmedbenchMontgomery
     # 10 per class: round(0.8 * 10) = 8 train_val (7 train, 1 validation), 2 test.
     SPLITS = {"train": 14, "validation": 2, "test": 4}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree  # the folder holding MontgomerySet/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 def _build(manual_dir, data_dir):
-    builder = montgomery.TfmedbenchMontgomery(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(montgomery.TfmedbenchMontgomery, manual_dir, data_dir)
 
 
 def test_union_mask_and_lossless_uint16(tmp_path):

@@ -1,12 +1,13 @@
 """Tests of tfmedbench_nih_shenzhen on generated trees in the official NIH layout."""
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 from PIL import Image
 
 from datasets_tfds import common
@@ -33,29 +34,15 @@ def write_tree(root, n_per_class=N_PER_CLASS, top="ChinaSet_AllFiles"):
     return folder
 
 
-class ShenzhenBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class ShenzhenBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = shenzhen.TfmedbenchNihShenzhen
     SPLITS = {"train": 14, "validation": 2, "test": 4}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree  # the manual dir is the folder holding ChinaSet_AllFiles/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 def _build(manual_dir, data_dir):
-    builder = shenzhen.TfmedbenchNihShenzhen(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(shenzhen.TfmedbenchNihShenzhen, manual_dir, data_dir)
 
 
 def _all_examples(builder):

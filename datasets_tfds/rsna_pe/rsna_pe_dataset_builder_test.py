@@ -7,13 +7,14 @@ InstanceNumber order, so a wrong sort shows.
 """
 
 import shutil
-import tempfile
 import unittest
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 
 pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
 
@@ -98,22 +99,12 @@ def write_tree(root, n_per_class=N_PER_CLASS, *, series_slices=None, no_position
     return expected
 
 
-class RsnaPeBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class RsnaPeBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = rsna.TfmedbenchRsnaPe
     BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
     SPLITS = {"train": 30, "validation": 6, "test": 6}  # 10 / 2 / 2 studies of 3 slices
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 @unittest.skipIf(beam is None, NO_BEAM)
@@ -122,14 +113,10 @@ class RsnaPeBeamBuilderTest(RsnaPeBuilderTest):
 
 
 def _build(manual_dir, data_dir, config="default"):
-    builder = rsna.TfmedbenchRsnaPe(data_dir=str(data_dir), config=config)
     options = {}
     if config == "beam":
         options["beam_options"] = beam.options.pipeline_options.PipelineOptions(flags=[])
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), **options)
-    )
-    return builder
+    return testing.build(rsna.TfmedbenchRsnaPe, manual_dir, data_dir, config, **options)
 
 
 def _all_examples(builder):

@@ -5,14 +5,14 @@ train-rle.csv in the challenge's relative, column-major RLE, several rows per po
 """
 
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+
+from datasets_tfds import testing
 
 pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
 
@@ -61,29 +61,15 @@ def write_tree(root, n_per_class=N_PER_CLASS, *, flat=False, extra_unlabelled=1)
     return truth
 
 
-class SiimBuilderTest(tfds.testing.DatasetBuilderTestCase):
+class SiimBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = siim.TfmedbenchSiimPneumothorax
     SPLITS = {"train": 14, "validation": 2, "test": 4}
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tree = tempfile.mkdtemp()
-        write_tree(cls._tree)
-        cls.EXAMPLE_DIR = cls._tree  # the folder holding siim-acr-pneumothorax/
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls._tree, ignore_errors=True)
+    WRITE_TREE = staticmethod(write_tree)
 
 
 def _build(manual_dir, data_dir, config="uint8"):
-    builder = siim.TfmedbenchSiimPneumothorax(data_dir=str(data_dir), config=config)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    )
-    return builder
+    return testing.build(siim.TfmedbenchSiimPneumothorax, manual_dir, data_dir, config)
 
 
 def _all_examples(builder):
