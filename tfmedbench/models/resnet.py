@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfmedbench.models.fused_bn import BatchNormalization
+
 # torchvision.models.resnet.Bottleneck.expansion
 EXPANSION = 4
 RESNET50_DEPTHS = (3, 4, 6, 3)
@@ -31,7 +33,8 @@ def conv_initializer():
 
 
 def batch_norm(name):
-    return layers.BatchNormalization(
+    # Keras' BatchNormalization on TF's fused kernel (2-3x faster fwd+bwd, same weights/math).
+    return BatchNormalization(
         axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
     )
 

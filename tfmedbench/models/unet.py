@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfmedbench.models.fused_bn import BatchNormalization
 from tfmedbench.models.resnet import (
     BN_EPSILON,
     BN_MOMENTUM,
@@ -42,7 +43,7 @@ def conv_bn_relu(x, filters, name):
         kernel_initializer=keras.initializers.HeUniform(),
         name=f"{name}_0",
     )(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_1")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_1")(x)
     return layers.ReLU(name=f"{name}_2")(x)
 
 

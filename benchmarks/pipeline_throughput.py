@@ -1,0 +1,330 @@
+"""Input-pipeline throughput (images/s): tfmedbench's tf.data pipeline vs a PyTorch DataLoader.
+
+  python benchmarks/pipeline_throughput.py cls   [--n 48] [--size 1024] [--workers 2]
+  python benchmarks/pipeline_throughput.py seg   [--n 64] [--workers 2]
+  python benchmarks/pipeline_throughput.py both
+
+cls: N generated chest-X-ray-like SIZE x SIZE 8-bit grey PNGs in the NIH Shenzhen layout are
+  built with the real TFDS builder (not timed), then `tfmedbench.data.pipeline.make_dataset`
+  (TXC recipe, train split: read TFRecords -> decode PNG -> RandomResizedCrop(224) -> flip ->
+  RandomRotation(7) -> normalise -> batch 16 -> prefetch) is iterated, uncached (`cache=none`,
+  as for ChestX-ray14/CheXpert, whose decoded images do not fit in memory). PyTorch: a Dataset
+  over the same PNG files, PIL decode + the same transforms in PIL/numpy (torchvision's
+  RandomResizedCrop.get_params, bilinear resize, flip, nearest rotation), DataLoader with
+  `--workers` processes, batch 16.
+seg: the LXS/PXS training augmentation on N cached 224 x 224 uint8 (image, mask) pairs (what
+  the pipeline's cache holds for those tasks): tfmedbench's random stage (albumentations via
+  tf.numpy_function, `tfmedbench.data.seg_augment`) + normalise, batch 16, prefetch, vs a
+  DataLoader applying the same albumentations Compose with `--workers` processes. The variant
+  "per-thread Compose" (no lock) is an alternative that measured slower, kept for the record.
+  cls also runs "previous transform order" (float RGB conversion of the whole radiograph
+  before the crop, the code before the change) in the same process.
+
+tf.data's parallelism: AUTOTUNE, capped to `--workers` threads via
+`Options.threading.private_threadpool_size` so both sides use the same number of workers.
+Sides alternate in one process over `--repeats` epochs; medians of images/s after one untimed
+warm-up epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from benchmarks.common import environment, fmt, median, table
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+BATCH = 16
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("case", choices=("cls", "seg", "both"))
+    p.add_argument("--n", type=int, default=None, help="images (cls: 96, seg: 96)")
+    p.add_argument("--size", type=int, default=1024, help="cls source image size")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cache", default="none", help="cls recipe cache: none | auto | memory")
+    return p.parse_args()
+
+
+def limit_threads(ds, workers):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = workers
+    return ds.with_options(options)
+
+
+def iterate_tf(ds):
+    n = 0
+    for images, _ in ds:
+        n += int(images.shape[0])
+    return n
+
+
+def iterate_torch(loader):
+    n = 0
+    for images, _ in loader:
+        n += int(images.shape[0])
+    return n
+
+
+# ---------------------------------------------------------------- classification
+
+
+def rrc_params(rng, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """torchvision RandomResizedCrop.get_params."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target_area * aspect))
+        h = round(math.sqrt(target_area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        h, w = height, round(height * ratio[1])
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+class TorchClsDataset:
+    """The original code's train transform (torchvision), in PIL: RandomResizedCrop(224),
+    RandomHorizontalFlip, RandomRotation(7), ToTensor, Normalize; image read with PIL .convert
+    ('RGB') as the original ChestX-ray14 loader does."""
+
+    def __init__(self, files, size=224):
+        self.files, self.size = files, size
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        import torch
+        from PIL import Image
+
+        rng = random.Random(i * 7919 + int(torch.initial_seed() % 100003))
+        img = Image.open(self.files[i]).convert("RGB")
+        y, x, h, w = rrc_params(rng, img.height, img.width)
+        img = img.resize((self.size, self.size), Image.BILINEAR, box=(x, y, x + w, y + h))
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.rotate(rng.uniform(-7, 7), resample=Image.NEAREST)
+        arr = (np.asarray(img, np.float32) / 255.0 - MEAN) / STD
+        return torch.from_numpy(arr.transpose(2, 0, 1).copy()), torch.zeros(1)
+
+
+def previous_xray_cls_train(T, image, size, seed):
+    image = T.to_float_rgb(image)
+    s_crop, s_flip, s_rot = T.split_seed(seed, 3)
+    image = T.random_resized_crop(image, size, s_crop)
+    image = T.random_hflip(image, s_flip)
+    return T.random_rotation(image, 7.0, s_rot)
+
+
+def cls_case(args):
+    import torch
+
+    import datasets_tfds  # noqa: F401
+    from tfmedbench.data import pipeline, prepare
+    from tfmedbench.synthetic import write_shenzhen_tree
+    from tfmedbench.tasks import get_recipe
+
+    n = args.n or 96
+    tmp = tempfile.mkdtemp(prefix="tfmedbench-pipe-")
+    try:
+        t0 = time.time()
+        top = write_shenzhen_tree(os.path.join(tmp, "raw"), n_images=n, size=args.size)
+        builder = prepare.build(
+            "tfmedbench_nih_shenzhen", os.path.join(tmp, "raw"), os.path.join(tmp, "tfds"),
+            verbose=False,
+        )
+        print(f"# generated + built {n} {args.size}px PNGs in {time.time() - t0:.0f}s",
+              file=sys.stderr)
+        recipe = get_recipe("TXC", batch_size=BATCH, cache=args.cache, shuffle_buffer=64)
+        n_train = pipeline.num_examples(builder, "train")
+        ds = pipeline.make_dataset(recipe, builder, "train", training=True, batch_size=BATCH)
+        ds = limit_threads(ds, args.workers)
+        # The previous order (whole radiograph -> float RGB, then crop): traced with the old
+        # composition patched in, to measure the change in the same process.
+        from tfmedbench.data import transforms
+
+        current_fn = transforms.xray_cls_train
+        transforms.xray_cls_train = lambda image, size, seed: previous_xray_cls_train(
+            transforms, image, size, seed)
+        try:
+            prev = limit_threads(pipeline.make_dataset(
+                recipe, builder, "train", training=True, batch_size=BATCH), args.workers)
+        finally:
+            transforms.xray_cls_train = current_fn
+        files = sorted(
+            os.path.join(top, "CXR_png", f) for f in os.listdir(os.path.join(top, "CXR_png"))
+        )[:n_train]
+        loader = torch.utils.data.DataLoader(
+            TorchClsDataset(files), batch_size=BATCH, shuffle=True, drop_last=True,
+            num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
+        )
+        sides = {"tfmedbench tf.data": lambda: iterate_tf(ds),
+                 "tf, previous transform order": lambda: iterate_tf(prev),
+                 "torch DataLoader": lambda: iterate_torch(loader)}
+        title = (f"TXC train, {n_train} images {args.size}px PNG, "
+                 f"cache={pipeline.should_cache(recipe, builder, 'train')}")
+        return run_sides(sides, args.repeats), title
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- segmentation
+
+
+class ThreadLocalSegAugment:
+    """A rejected alternative to tfmedbench's locked Compose: one Compose per thread, no lock
+    (measured ~2x slower: GIL contention between tf.data's threads)."""
+
+    def __init__(self, size):
+        self.size = size
+        self.local = threading.local()
+
+    def __call__(self, image, mask, seed):
+        from tfmedbench.data.seg_augment import build_compose
+
+        compose = getattr(self.local, "compose", None)
+        if compose is None:
+            compose = self.local.compose = build_compose(self.size)
+        compose.set_random_seed(int(seed) % (2**31))
+        out = compose(image=image, mask=mask)
+        return out["image"].astype(np.uint8), out["mask"].astype(np.uint8)
+
+
+class TorchSegDataset:
+    def __init__(self, images, masks, size=224):
+        self.images, self.masks, self.size = images, masks, size
+        self.compose = None
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        import torch
+
+        from tfmedbench.data.seg_augment import build_compose
+
+        if self.compose is None:
+            self.compose = build_compose(self.size)
+        self.compose.set_random_seed(i * 7919 + int(torch.initial_seed() % 100003))
+        out = self.compose(image=self.images[i], mask=self.masks[i])
+        img = (out["image"].astype(np.float32) / 255.0 - MEAN) / STD
+        return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(
+            out["mask"].astype(np.float32).transpose(2, 0, 1).copy())
+
+
+def seg_case(args):
+    import tensorflow as tf
+    import torch
+
+    from tfmedbench.data import pipeline
+    from tfmedbench.synthetic import chest_xray
+    from tfmedbench.tasks import get_recipe
+
+    n = args.n or 96
+    size = 224
+    rng = np.random.default_rng(0)
+    images = np.stack([np.repeat(chest_xray(rng, size, i % 2)[..., None], 3, -1) for i in range(n)])
+    yy, xx = np.mgrid[0:size, 0:size]
+    lung = ((((xx / size - 0.3) / 0.17) ** 2 + ((yy / size - 0.5) / 0.33) ** 2) < 1) | \
+        ((((xx / size - 0.7) / 0.17) ** 2 + ((yy / size - 0.5) / 0.33) ** 2) < 1)
+    masks = np.repeat(lung[None, :, :, None].astype(np.uint8), n, 0)
+    recipe = get_recipe("LXS", batch_size=BATCH)
+
+    def tf_dataset(stage):
+        ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+        ds = ds.shuffle(n, seed=0, reshuffle_each_iteration=True)
+        randoms = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, randoms)).map(
+            lambda pair, r: stage(pair[0], pair[1], r), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
+        ds = ds.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return limit_threads(ds, args.workers)
+
+    current = tf_dataset(pipeline.random_stage(recipe, True, 0))
+
+    def locked_stage(image, mask, seed_value):
+        aug = ThreadLocalSegAugment(size)
+        image, mask = tf.numpy_function(aug, [image, mask, seed_value], [tf.uint8, tf.uint8])
+        image.set_shape([size, size, 3])
+        mask.set_shape([size, size, 1])
+        from tfmedbench.data import transforms
+
+        return transforms.normalize(transforms.to_float_rgb(image)), tf.cast(mask, tf.float32)
+
+    locked = tf_dataset(locked_stage)
+    loader = torch.utils.data.DataLoader(
+        TorchSegDataset(images, masks), batch_size=BATCH, shuffle=True, drop_last=True,
+        num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
+    )
+    sides = {"tfmedbench tf.data": lambda: iterate_tf(current),
+             "tf, per-thread Compose (rejected)": lambda: iterate_tf(locked),
+             "torch DataLoader": lambda: iterate_torch(loader)}
+    return run_sides(sides, args.repeats), f"LXS/PXS train augmentation, {n} cached 224px pairs"
+
+
+def run_sides(sides, repeats):
+    rates = {k: [] for k in sides}
+    for fn in sides.values():
+        fn()  # warm-up epoch (tracing, worker start-up, caches)
+    for rep in range(repeats):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            count = fn()
+            rates[name].append(count / (time.perf_counter() - t0))
+        print(f"# rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()),
+              f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    return rates
+
+
+def report(title, rates, workers):
+    base = rates["torch DataLoader"]
+    rows = []
+    for name, r in rates.items():
+        ratio = median([a / b for a, b in zip(r, base)])
+        rows.append([name, fmt(median(r), 1), fmt(min(r), 1), fmt(max(r), 1), fmt(ratio)])
+    print(f"\n{title}; {workers} workers/threads each")
+    print(table(["pipeline", "img/s (median)", "min", "max", "x torch (paired median)"], rows))
+
+
+def main():
+    args = parse()
+    import torch
+
+    torch.set_num_threads(1)  # DataLoader workers are processes; keep the main one light
+    print(environment())
+    if args.case in ("cls", "both"):
+        rates, title = cls_case(args)
+        report(title, rates, args.workers)
+    if args.case in ("seg", "both"):
+        rates, title = seg_case(args)
+        report(title, rates, args.workers)
+
+
+if __name__ == "__main__":
+    main()
