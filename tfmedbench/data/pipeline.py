@@ -70,7 +70,7 @@ def random_stage(recipe, training, base_seed):
     def apply(image, target, seed_value):
         seed = element_seed(seed_value, base_seed)
         if training and recipe.augmentation == "xray_cls":
-            image = transforms.xray_cls_train(transforms.to_float_rgb(image), size, seed)
+            image = transforms.xray_cls_train(image, size, seed)  # crops before float/RGB
         elif training and recipe.augmentation == "xray_seg":
             image, target = seg_augment.xray_seg_train(image, target, size, seed_value)
             image = transforms.to_float_rgb(image)
