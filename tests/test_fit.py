@@ -137,3 +137,29 @@ def test_multiworker_two_local_processes_identical_weights(shenzhen, tmp_path):
     assert results[0]["n_test"] == builder.info.splits["test"].num_examples
     # Only the chief (worker 0) writes the run directory.
     assert json.loads((tmp_path / "mw" / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_xla_on_cpu_trains_without_op_determinism(shenzhen, tmp_path):
+    # XLA has no deterministic MaxPoolGrad: "auto" determinism must step aside for --jit-compile.
+    # Its own process: TF cannot switch determinism off once an earlier test enabled it.
+    data_dir, _ = shenzhen
+    code = (
+        "import json; from tfmedbench.train import fit; "
+        f"r = fit('TXC', data_dir={data_dir!r}, output_dir={str(tmp_path / 'xla')!r}, "
+        f"overrides={dict(TINY, epochs=1)!r}, jit_compile='true', verbose=0); "
+        "print(json.dumps(r.metrics['settings']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert settings["jit_compile"] is True and settings["deterministic"] is False
+
+
+def test_xla_after_deterministic_run_in_same_process_is_a_clear_error(shenzhen, tmp_path):
+    from tfmedbench.errors import UserError
+
+    data_dir, _ = shenzhen
+    run(data_dir, tmp_path / "det", epochs=1)
+    with pytest.raises(UserError, match="cannot be combined"):
+        fit("TXC", data_dir=data_dir, output_dir=str(tmp_path / "x"), overrides=TINY,
+            jit_compile="true", verbose=0)

@@ -18,11 +18,16 @@ import tensorflow as tf
 from tfmedbench import metrics as metrics_lib
 from tfmedbench.data import pipeline, prepare
 from tfmedbench.errors import NonFiniteLossError, UserError
+from tfmedbench.models import fused_bn
 from tfmedbench.tasks import get_recipe
 from tfmedbench.train import rundir, schedules, strategy as strategy_lib
 from tfmedbench.train.build import backbone_of, build_model
 from tfmedbench.train.loop import Trainer
 from tfmedbench.weights import resolve_weights_path
+
+
+# TF offers no public way to turn op determinism off again once enabled in a process.
+DETERMINISM_ENABLED = [False]
 
 
 @dataclasses.dataclass
@@ -42,13 +47,14 @@ class Settings:
     deterministic: bool
     global_batch: int
     cache_train: bool
+    fused_batchnorm: bool
 
     def line(self):
         return (
             f"device={self.device} strategy={self.strategy} replicas={self.replicas} "
             f"precision={self.precision} jit_compile={self.jit_compile} "
             f"deterministic={self.deterministic} global_batch={self.global_batch} "
-            f"cache_train={self.cache_train}"
+            f"cache_train={self.cache_train} fused_batchnorm={self.fused_batchnorm}"
         )
 
 
@@ -79,8 +85,8 @@ def fit(
 
     overrides: recipe fields to change (see `tfmedbench.tasks.Recipe`), e.g. {"epochs": 2}.
     weights_format: checkpoint format of a local `weights` file (None: detected from its keys).
-    deterministic: "auto" enables TF op determinism on CPU (bit-identical reruns for a seed)
-      and leaves it off on accelerators, where it costs speed.
+    deterministic: "auto" enables TF op determinism on CPU without XLA (bit-identical reruns
+      for a seed) and leaves it off on accelerators, where it costs speed.
     """
     started = time.time()
     recipe = get_recipe(task, **(overrides or {}))
@@ -89,9 +95,20 @@ def fit(
     device = strategy_lib.accelerator(strat)
     policy = strategy_lib.resolve_precision(precision, device)
     jit = strategy_lib.resolve_jit(jit_compile, device)
-    determinism = device == "cpu" if deterministic == "auto" else bool(deterministic)
+    if deterministic == "auto":
+        # XLA has no deterministic MaxPoolGrad, so determinism is only the CPU graph-mode default.
+        determinism = device == "cpu" and not jit
+    else:
+        determinism = bool(deterministic)
+    if jit and (determinism or DETERMINISM_ENABLED[0]):
+        raise UserError(
+            "deterministic ops and --jit-compile true cannot be combined (XLA has no "
+            "deterministic max-pool gradient; TF cannot switch determinism off once a run in "
+            "this process enabled it): use --jit-compile false, or a fresh process"
+        )
     if determinism:
         tf.config.experimental.enable_op_determinism()
+        DETERMINISM_ENABLED[0] = True
     strategy_lib.set_precision(policy)
 
     weights_path = resolve_weights_path(weights, allow_fetch=allow_fetch, fmt=weights_format)
@@ -116,6 +133,7 @@ def fit(
         deterministic=determinism,
         global_batch=global_batch,
         cache_train=pipeline.should_cache(recipe, builder, "train"),
+        fused_batchnorm=fused_bn.ENABLED,
     )
     log(verbose, settings.line())
 
