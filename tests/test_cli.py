@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from tfmedbench.cli import main
 from tfmedbench.synthetic import write_shenzhen_tree

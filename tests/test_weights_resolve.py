@@ -1,6 +1,5 @@
 """tfmedbench side of the weights: `--weights` resolution, full-size conversion, model loading."""
 
-import os
 import time
 
 import numpy as np

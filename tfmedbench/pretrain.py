@@ -16,25 +16,17 @@ file is usable as `--weights DIR/<name>.weights.h5` in `fit` and `benchmark`.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
 import shutil
 
 from tfmedbench.errors import UserError
+from tfmedbench.fileutil import sha256_file
 from tfmedbench.tasks import IMAGENET_MEAN, IMAGENET_STD, get_recipe
 
 DATASETS = {"chestxray14": "DXC14", "chexpert": "DXC5"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
-
-
-def sha256_file(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sidecar_path(weights_path):

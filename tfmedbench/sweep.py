@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ import time
 import traceback
 
 from tfmedbench.errors import UserError
+from tfmedbench.fileutil import sha256_file
 from tfmedbench.pretrain import sidecar_path
 from tfmedbench.results_store import ResultsStore, record_key
 
@@ -351,14 +351,6 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- running
-def _sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def preflight(config, tasks_needed, labels_needed):
     """Fail fast on what would fail every cell: tasks, overrides, weights, missing data.
 
@@ -379,7 +371,7 @@ def preflight(config, tasks_needed, labels_needed):
         spec = config.spec(label)
         path = resolve_weights_path(spec, allow_fetch=config.allow_fetch)
         if path is not None:
-            weights_info[label] = {"path": os.path.abspath(path), "sha256": _sha256(path)}
+            weights_info[label] = {"path": os.path.abspath(path), "sha256": sha256_file(path)}
     from tfmedbench.data.prepare import ensure_built
 
     for task, recipe in recipes.items():

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from tfmedbench.fileutil import atomic_save_weights
 from weights_converter.errors import ConversionError
 from weights_converter.spec import RESNET50_DEPTHS, RESNET50_WIDTH
 
@@ -99,12 +100,6 @@ def _versions():
     return out
 
 
-def _atomic_save_weights(model, out):
-    tmp = out[: -len(".weights.h5")] + f".tmp{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, out)
-
-
 def convert(
     src,
     out,
@@ -126,7 +121,7 @@ def convert(
     model = build_backbone(depths, width)
     assigned = assign(model, extraction.tensors)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    _atomic_save_weights(model, out)
+    atomic_save_weights(model, out)
     report = {
         "name": name,
         "source": os.path.basename(str(src).rstrip("/")),

@@ -8,13 +8,13 @@ mismatch deletes the partial file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import urllib.error
 import urllib.request
 
 from tfmedbench.errors import UserError
+from tfmedbench.fileutil import sha256_file
 
 CHUNK = 1 << 20
 
@@ -34,12 +34,7 @@ def direct_url(url):
     return url.replace("https://storage.cloud.google.com/", "https://storage.googleapis.com/")
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file
 
 
 def _progress(done, total, label, stream):

@@ -8,23 +8,8 @@ import io
 import json
 import os
 import platform
-import tempfile
 
-
-def atomic_write_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+from tfmedbench.fileutil import atomic_save_weights, atomic_write_text  # noqa: F401
 
 
 def write_json(path, data):
@@ -38,13 +23,6 @@ def write_history(path, rows):
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
-
-
-def atomic_save_weights(model, path):
-    """Keras insists on the `.weights.h5` suffix, so the temp file keeps it."""
-    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, path)
 
 
 def versions():
