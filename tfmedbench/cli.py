@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from tfmedbench.cli_options import overrides_from, run_options
+from tfmedbench.cli_options import overrides_from, run_options, runtime_kwargs
 from tfmedbench.errors import UserError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations calls the network else
@@ -71,11 +71,7 @@ def fit(task, weights, weights_format, seed, output, **kwargs):
         output_dir=output,
         seed=seed,
         overrides=overrides,
-        strategy=kwargs["strategy"] or "auto",
-        tpu=kwargs["tpu"],
-        precision=kwargs["precision"] or "auto",
-        jit_compile=kwargs["jit_compile"] or "auto",
-        allow_fetch=bool(kwargs["fetch"]),
+        **runtime_kwargs(kwargs),
         weights_format=weights_format,
         verbose=0 if quiet else 1,
     )

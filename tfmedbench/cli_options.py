@@ -61,3 +61,14 @@ def overrides_from(kwargs):
         if value is not None:
             overrides[key] = value
     return overrides
+
+
+def runtime_kwargs(kwargs):
+    """The device/runtime keyword arguments of `fit` from click kwargs, None -> "auto"."""
+    return dict(
+        strategy=kwargs["strategy"] or "auto",
+        tpu=kwargs["tpu"],
+        precision=kwargs["precision"] or "auto",
+        jit_compile=kwargs["jit_compile"] or "auto",
+        allow_fetch=bool(kwargs["fetch"]),
+    )

@@ -9,7 +9,7 @@ import os
 
 import click
 
-from tfmedbench.cli_options import overrides_from, run_options
+from tfmedbench.cli_options import overrides_from, run_options, runtime_kwargs
 from tfmedbench.errors import UserError
 
 
@@ -131,11 +131,7 @@ def pretrain(dataset, init, output, name, seed, register, **kwargs):
         manual_dir=kwargs["manual_dir"],
         seed=seed,
         overrides=overrides,
-        strategy=kwargs["strategy"] or "auto",
-        tpu=kwargs["tpu"],
-        precision=kwargs["precision"] or "auto",
-        jit_compile=kwargs["jit_compile"] or "auto",
-        allow_fetch=bool(kwargs["fetch"]),
+        **runtime_kwargs(kwargs),
         register=register,
         verbose=0 if quiet else 1,
     )
