@@ -70,18 +70,13 @@ def limit_threads(ds, workers):
     return ds.with_options(options)
 
 
-def iterate_tf(ds):
-    n = 0
-    for images, _ in ds:
+def iterate(batches):
+    """One epoch over a tf.data dataset or a DataLoader: (images, [time of each batch])."""
+    n, stamps = 0, []
+    for images, _ in batches:
         n += int(images.shape[0])
-    return n
-
-
-def iterate_torch(loader):
-    n = 0
-    for images, _ in loader:
-        n += int(images.shape[0])
-    return n
+        stamps.append(time.perf_counter())
+    return n, stamps
 
 
 # ---------------------------------------------------------------- classification
@@ -134,12 +129,28 @@ class TorchClsDataset:
         return torch.from_numpy(arr.transpose(2, 0, 1).copy()), torch.zeros(1)
 
 
-def previous_xray_cls_train(T, image, size, seed):
-    image = T.to_float_rgb(image)
-    s_crop, s_flip, s_rot = T.split_seed(seed, 3)
-    image = T.random_resized_crop(image, size, s_crop)
-    image = T.random_hflip(image, s_flip)
-    return T.random_rotation(image, 7.0, s_rot)
+def previous_pipeline(recipe, builder, batch_size, seed=0):
+    """make_dataset's shape before the fused map (uncached splits): TFDS decodes every image
+    while reading, adapt and the deterministic stage run as separate parallel maps, the shuffle
+    buffer holds decoded radiographs, then the random stage -- same elements, same order."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tfmedbench.data import pipeline
+    from tfmedbench.data.adapters import get_adapter
+
+    adapter = get_adapter(recipe.builder)
+    ds = builder.as_dataset(split="train", shuffle_files=True,
+                            read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False))
+    ds = ds.map(lambda ex: adapter.adapt(ex, recipe, seed), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(pipeline.deterministic_stage(recipe, "train", True),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.shuffle(recipe.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    augment = pipeline.random_stage(recipe, True, seed)
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+    ds = ds.map(lambda pair, r: augment(pair[0], pair[1], r), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def cls_case(args):
@@ -165,18 +176,7 @@ def cls_case(args):
         n_train = pipeline.num_examples(builder, "train")
         ds = pipeline.make_dataset(recipe, builder, "train", training=True, batch_size=BATCH)
         ds = limit_threads(ds, args.workers)
-        # The previous order (whole radiograph -> float RGB, then crop): traced with the old
-        # composition patched in, to measure the change in the same process.
-        from tfmedbench.data import transforms
-
-        current_fn = transforms.xray_cls_train
-        transforms.xray_cls_train = lambda image, size, seed: previous_xray_cls_train(
-            transforms, image, size, seed)
-        try:
-            prev = limit_threads(pipeline.make_dataset(
-                recipe, builder, "train", training=True, batch_size=BATCH), args.workers)
-        finally:
-            transforms.xray_cls_train = current_fn
+        prev = limit_threads(previous_pipeline(recipe, builder, BATCH), args.workers)
         files = sorted(
             os.path.join(top, "CXR_png", f) for f in os.listdir(os.path.join(top, "CXR_png"))
         )[:n_train]
@@ -184,9 +184,9 @@ def cls_case(args):
             TorchClsDataset(files), batch_size=BATCH, shuffle=True, drop_last=True,
             num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
         )
-        sides = {"tfmedbench tf.data": lambda: iterate_tf(ds),
-                 "tf, previous transform order": lambda: iterate_tf(prev),
-                 "torch DataLoader": lambda: iterate_torch(loader)}
+        sides = {"tfmedbench tf.data": lambda: iterate(ds),
+                 "tf, previous shape (decode before shuffle)": lambda: iterate(prev),
+                 "torch DataLoader": lambda: iterate(loader)}
         title = (f"TXC train, {n_train} images {args.size}px PNG, "
                  f"cache={pipeline.should_cache(recipe, builder, 'train')}")
         return run_sides(sides, args.repeats), title
@@ -282,34 +282,49 @@ def seg_case(args):
         TorchSegDataset(images, masks), batch_size=BATCH, shuffle=True, drop_last=True,
         num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
     )
-    sides = {"tfmedbench tf.data": lambda: iterate_tf(current),
-             "tf, per-thread Compose (rejected)": lambda: iterate_tf(locked),
-             "torch DataLoader": lambda: iterate_torch(loader)}
+    sides = {"tfmedbench tf.data": lambda: iterate(current),
+             "tf, per-thread Compose (rejected)": lambda: iterate(locked),
+             "torch DataLoader": lambda: iterate(loader)}
     return run_sides(sides, args.repeats), f"LXS/PXS train augmentation, {n} cached 224px pairs"
 
 
 def run_sides(sides, repeats):
-    rates = {k: [] for k in sides}
+    """Per side and repetition: (images, whole-epoch seconds from iterator creation to teardown,
+    steady rate from first to last batch: what an epoch of 10^4-10^5 images sees)."""
+    runs = {k: [] for k in sides}
     for fn in sides.values():
         fn()  # warm-up epoch (tracing, worker start-up, caches)
     for rep in range(repeats):
         for name, fn in sides.items():
             t0 = time.perf_counter()
-            count = fn()
-            rates[name].append(count / (time.perf_counter() - t0))
-        print(f"# rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()),
-              f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
-    return rates
+            count, stamps = fn()
+            seconds = time.perf_counter() - t0  # the iterator is freed on return
+            per_batch = count / len(stamps)
+            steady = (len(stamps) - 1) * per_batch / (stamps[-1] - stamps[0])
+            runs[name].append((count, seconds, steady))
+        print(f"# rep {rep + 1}: " + ", ".join(
+            f"{k} {c / t:.1f} (steady {r:.1f})" for k, (c, t, r) in
+            ((k, v[-1]) for k, v in runs.items())), f"load {os.getloadavg()[0]:.2f}",
+            file=sys.stderr)
+    return runs
 
 
-def report(title, rates, workers):
-    base = rates["torch DataLoader"]
+def report(title, runs, workers):
+    base = runs["torch DataLoader"]
     rows = []
-    for name, r in rates.items():
-        ratio = median([a / b for a, b in zip(r, base)])
-        rows.append([name, fmt(median(r), 1), fmt(min(r), 1), fmt(max(r), 1), fmt(ratio)])
-    print(f"\n{title}; {workers} workers/threads each")
-    print(table(["pipeline", "img/s (median)", "min", "max", "x torch (paired median)"], rows))
+    for name, r in runs.items():
+        steady = [x[2] for x in r]
+        whole = [c / t for c, t, _ in r]
+        steady_ratio = median([a[2] / b[2] for a, b in zip(r, base)])
+        whole_ratio = median([(a[0] / a[1]) / (b[0] / b[1]) for a, b in zip(r, base)])
+        # Per-epoch fixed cost (start-up, pipeline fill, teardown): the epoch's time beyond its
+        # images at the steady rate.
+        fixed = median([t - c / s for c, t, s in r])
+        rows.append([name, fmt(median(steady), 1), fmt(min(steady), 1), fmt(max(steady), 1),
+                     fmt(steady_ratio), fmt(median(whole), 1), fmt(whole_ratio), fmt(fixed, 2)])
+    print(f"\n{title} ({r[0][0]} images per epoch); {workers} workers/threads each")
+    print(table(["pipeline", "steady img/s (median)", "min", "max", "x torch (paired)",
+                 "whole-epoch img/s", "x torch (paired)", "fixed s/epoch"], rows))
 
 
 def main():

@@ -103,21 +103,35 @@ def test_chexpert_uncertainty_policies(policy, low, high):
     adapter = get_adapter("tfmedbench_chexpert")
     recipe = get_recipe("DXC5", uncertainty_policy=policy)
     uncertain = RAW == -1
-    # LSR draws anew each time an example passes through the pipeline: read it 20 times.
-    ds = tf.data.Dataset.from_tensors(_chexpert_example()).repeat(20)
-    draws = []
-    for image, target in ds.map(lambda ex: adapter.adapt(ex, recipe)):
-        target = target.numpy()
-        assert image.shape == (8, 8, 1) and target.dtype == np.float32 and target.shape == (14,)
-        np.testing.assert_array_equal(target[RAW == 1], 1.0)
-        np.testing.assert_array_equal(target[RAW == 0], 0.0)
-        np.testing.assert_array_equal(target[RAW == -2], 0.0)  # blank -> 0 under every policy
-        assert np.all(target[uncertain] >= low) and np.all(target[uncertain] <= high)
-        draws.append(target[uncertain])
-    draws = np.concatenate(draws)  # 100 values
-    if low != high:  # really random and spread over the whole range
+
+    def targets(image_ids, seed):
+        examples = [dict(_chexpert_example(), image_id=tf.constant(i)) for i in image_ids]
+        ds = tf.data.Dataset.from_tensor_slices(
+            {k: tf.stack([ex[k] for ex in examples]) for k in examples[0]}
+        )
+        out = []
+        for image, target in ds.map(lambda ex: adapter.adapt(ex, recipe, seed)):
+            target = target.numpy()
+            assert image.shape == (8, 8, 1) and target.dtype == np.float32
+            assert target.shape == (14,)
+            out.append(target)
+        return np.stack(out)
+
+    ids = [f"train/patient{i:05d}/study1/view1_frontal.jpg" for i in range(20)]
+    got = targets(ids, seed=0)
+    np.testing.assert_array_equal(got[:, RAW == 1], 1.0)
+    np.testing.assert_array_equal(got[:, RAW == 0], 0.0)
+    np.testing.assert_array_equal(got[:, RAW == -2], 0.0)  # blank -> 0 under every policy
+    draws = got[:, uncertain]  # 100 values
+    assert np.all(draws >= low) and np.all(draws <= high)
+    # As the original, a fixed relabel per run: reading again gives the same values ...
+    np.testing.assert_array_equal(targets(ids, seed=0), got)
+    if low != high:
+        # ... different images and another run seed draw anew, spread over the whole range.
         width = high - low
         assert draws.min() < low + 0.2 * width and draws.max() > high - 0.2 * width
+        assert len(np.unique(draws)) == draws.size
+        assert not np.array_equal(targets(ids, seed=1), got)
 
 
 def test_chexpert_lsr_stateless_seed_is_reproducible():

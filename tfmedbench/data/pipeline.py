@@ -1,5 +1,13 @@
 """tf.data pipelines for a task: TFDS split -> adapt -> (cache) -> shuffle -> augment -> batch.
 
+Two shapes, same elements in the same order (tested):
+  cached:   read -> decode -> adapt -> deterministic stage -> cache -> shuffle -> random stage
+  uncached: read (images still encoded) -> shuffle -> ONE map: decode, adapt, both stages
+The uncached shape shuffles encoded bytes (a 2048-example buffer of 1024 px radiographs holds
+~2 GiB decoded, a fraction of that encoded) and does all per-example work in one parallel map,
+as a DataLoader worker does: separate parallel maps hand every decoded image between thread
+pools and measured slower (benchmarks/RESULTS.md, input pipeline).
+
 Yields (image float32 [B, S, S, 3] ImageNet-normalised, target) for training and validation;
 with `recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3] (TenCrop of the
 256-resized image, the original code's test-time augmentation). Targets: float32 [B, K] for
@@ -80,6 +88,13 @@ def random_stage(recipe, training, base_seed):
     return apply
 
 
+def image_feature_keys(builder):
+    """Top-level image features of a builder (decoded late, in the fused map)."""
+    import tensorflow_datasets as tfds
+
+    return sorted(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
+
+
 def make_dataset(
     recipe,
     builder,
@@ -94,24 +109,42 @@ def make_dataset(
     import tensorflow_datasets as tfds
 
     adapter = get_adapter(recipe.builder)
+    cache = should_cache(recipe, builder, split)
+    late_keys = [] if cache else image_feature_keys(builder)
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-    ds = builder.as_dataset(split=split, shuffle_files=training, read_config=read_config)
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=training,
+        read_config=read_config,
+        decoders={k: tfds.decode.SkipDecoding() for k in late_keys} or None,
+    )
     if shard is not None:
         ds = ds.shard(*shard)
-    if hasattr(adapter, "filter_fn"):
+    if hasattr(adapter, "filter_fn"):  # label fields only: runs before any image is decoded
         ds = ds.filter(lambda ex: adapter.filter_fn(ex, recipe))
-    ds = ds.map(lambda ex: adapter.adapt(ex, recipe), num_parallel_calls=AUTOTUNE)
-    ds = ds.map(deterministic_stage(recipe, split, training), num_parallel_calls=AUTOTUNE)
-    if should_cache(recipe, builder, split):
-        ds = ds.cache()
+    fixed = deterministic_stage(recipe, split, training)
+    augment = random_stage(recipe, training, seed)
+
+    def decode(ex):
+        features = builder.info.features
+        return {k: (features[k].decode_example(v) if k in late_keys else v) for k, v in ex.items()}
+
+    def prepare(ex):
+        return fixed(*adapter.adapt(decode(ex), recipe, seed))
+
+    if cache:
+        ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).cache()
     if training:
         ds = ds.shuffle(recipe.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # One random int64 per element, re-drawn every epoch but reproducible from `seed`.
     randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    def per_example(element, r):
+        image, target = element if cache else prepare(element)
+        return augment(image, target, r)
+
     ds = tf.data.Dataset.zip((ds, randoms)).map(
-        lambda pair, r: random_stage(recipe, training, seed)(pair[0], pair[1], r),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
+        per_example, num_parallel_calls=AUTOTUNE, deterministic=True
     )
     ds = ds.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()

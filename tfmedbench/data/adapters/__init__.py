@@ -1,11 +1,12 @@
 """Per-dataset adapters: a TFDS example dict -> (image, target) for the task pipeline.
 
-Each adapter module defines `adapt(example, recipe) -> (image, target)` where
+Each adapter module defines `adapt(example, recipe, seed=0) -> (image, target)` where
   image:  uint8 or uint16 tensor [H, W, C], C in {1, 3} (grey is expanded to RGB later);
   target: float32 [num_outputs] for classification, float32 [H, W, 1] in {0, 1} for
           segmentation (same H, W as the image).
 and may define `filter_fn(example, recipe) -> bool tensor` to drop examples (e.g. lateral views).
-Adapters run inside tf.data: TF ops only.
+Adapters run inside tf.data: TF ops only. `adapt` must be a pure function of (example, recipe,
+seed) -- the pipeline may cache its output (seed = the run's seed; CheXpert's LSR labels use it).
 """
 
 import importlib

@@ -5,9 +5,9 @@ import tensorflow as tf
 FRONTAL_VIEWS = ("PA", "AP")  # every ChestX-ray14 image is one of these
 
 
-def adapt(example, recipe):
+def adapt(example, recipe, seed=0):
     """uint8 [H, W, 1] image and float32 [14] multi-hot target (CHESTXRAY14_LABELS order)."""
-    del recipe
+    del recipe, seed
     return example["image"], tf.cast(example["labels"], tf.float32)
 
 

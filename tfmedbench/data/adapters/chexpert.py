@@ -1,10 +1,13 @@
 """CheXpert (task DXC5): `tfmedbench_chexpert` example -> (grey image, 14 soft labels).
 
 The builder stores raw labels (1 positive, 0 negative, -1 uncertain, -2 blank); the uncertainty
-policy is applied here, per example and per epoch, as in the original code
-(BenchmarkTransferLearning's CheXpert loader): blank -> 0 and uncertain ->
+policy is applied here, as in the original code (BenchmarkTransferLearning's CheXpert loader):
+blank -> 0 and uncertain ->
   u-ones: 1    u-zeros: 0    lsr-ones: U(0.55, 0.85)    lsr-zeros: U(0, 0.3)
-LSR draws a fresh value every time an example is read (label smoothing, not a fixed relabel).
+The original draws each LSR value once, when its Dataset reads the CSV, i.e. a fixed relabel for
+the whole run. Here the draw is a stateless function of (run seed, image_id): fixed for the run,
+new for another seed, the same whether or not the pipeline caches, and independent of tf.data's
+thread scheduling (the original's `random.uniform` was unseeded).
 """
 
 import tensorflow as tf
@@ -43,9 +46,18 @@ def apply_uncertainty_policy(raw_labels, policy, seed=None):
     return tf.where(tf.equal(raw, UNCERTAIN), uncertain_value, positive)
 
 
-def adapt(example, recipe):
+def example_seed(image_id, seed):
+    """A stateless-op seed [2] from the run seed and the image's id (its CSV path)."""
+    id_hash = tf.strings.to_hash_bucket_fast(image_id, 2**62)
+    return tf.stack([tf.cast(seed, tf.int64), id_hash])
+
+
+def adapt(example, recipe, seed=0):
     """uint8 [H, W, 1] image and float32 [14] target in CHEXPERT_LABELS order."""
-    return example["image"], apply_uncertainty_policy(example["labels"], recipe.uncertainty_policy)
+    labels = apply_uncertainty_policy(
+        example["labels"], recipe.uncertainty_policy, seed=example_seed(example["image_id"], seed)
+    )
+    return example["image"], labels
 
 
 def filter_fn(example, recipe):

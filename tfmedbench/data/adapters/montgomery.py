@@ -7,7 +7,7 @@ adapter contract allows; the pipeline scales by the dtype's maximum.
 import tensorflow as tf
 
 
-def adapt(example, recipe):
+def adapt(example, recipe, seed=0):
     """uint16 [H, W, 1] image and float32 [H, W, 1] lung mask in {0, 1} (left OR right lung)."""
-    del recipe
+    del recipe, seed
     return example["image"], tf.cast(example["mask"], tf.float32)

@@ -3,8 +3,8 @@
 import tensorflow as tf
 
 
-def adapt(example, recipe):
+def adapt(example, recipe, seed=0):
     """uint8 [H, W, 3] image (PE-windowed previous, current, next slice) and float32 [1]
     target: 1.0 when a PE is visible on the current slice (train.csv pe_present_on_image)."""
-    del recipe  # one output, no options
+    del recipe, seed  # one output, no options
     return example["image"], tf.cast(tf.reshape(example["label"], [1]), tf.float32)

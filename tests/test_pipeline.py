@@ -1,0 +1,51 @@
+"""make_dataset's two shapes (cached: decode before the cache; uncached: shuffle encoded bytes,
+decode in the one fused map) must yield the same elements in the same order."""
+
+import importlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfmedbench.data import pipeline, prepare
+from tfmedbench.tasks import get_recipe
+
+# task -> (builder test module, write_tree kwargs)
+FIXTURES = {
+    "TXC": ("nih_shenzhen", {"n_per_class": 6}),
+    "LXS": ("montgomery", {"n_per_class": 6}),  # albumentations random stage
+    "DXC5": ("chexpert", {"n_train_patients": 12}),  # frontal filter, LSR labels
+}
+
+
+def batches(ds):
+    return [[np.asarray(t) for t in b] for b in tfds.as_numpy(ds)]
+
+
+@pytest.mark.parametrize("task", list(FIXTURES))
+def test_uncached_equals_cached(task, tmp_path):
+    module, kwargs = FIXTURES[task]
+    tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
+    tests.write_tree(tmp_path / "raw", **kwargs)
+    recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8)
+    builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
+                            verbose=False)
+    assert "image" in pipeline.image_feature_keys(builder)
+    for split, training in (("train", True), ("validation", False)):
+        got = {}
+        for cache in ("memory", "none"):
+            r = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8, cache=cache)
+            assert pipeline.should_cache(r, builder, split) == (cache == "memory")
+            ds = pipeline.make_dataset(r, builder, split, training=training, batch_size=2, seed=3)
+            got[cache] = [batches(ds), batches(ds)]  # two epochs: reshuffled, re-augmented
+        assert got["memory"][0], (task, split)
+        assert len(got["memory"][0]) == len(got["none"][0])
+        for epoch in range(2):
+            for a, b in zip(got["memory"][epoch], got["none"][epoch]):
+                for x, y in zip(a, b):
+                    np.testing.assert_array_equal(x, y, err_msg=f"{task} {split} {epoch}")
+        if training:  # the second epoch is a different shuffle/augmentation
+            assert any(
+                not np.array_equal(a[0], b[0])
+                for a, b in zip(got["none"][0], got["none"][1])
+            )
