@@ -37,6 +37,9 @@ class FitResult:
     model: object = None  # the trained keras.Model, best-validation weights restored
 
 
+ACCELERATOR_LOSS_SYNC_EVERY = 20
+
+
 @dataclasses.dataclass
 class Settings:
     strategy: str
@@ -48,13 +51,15 @@ class Settings:
     global_batch: int
     cache_train: bool
     fused_batchnorm: bool
+    loss_sync_every: int
 
     def line(self):
         return (
             f"device={self.device} strategy={self.strategy} replicas={self.replicas} "
             f"precision={self.precision} jit_compile={self.jit_compile} "
             f"deterministic={self.deterministic} global_batch={self.global_batch} "
-            f"cache_train={self.cache_train} fused_batchnorm={self.fused_batchnorm}"
+            f"cache_train={self.cache_train} fused_batchnorm={self.fused_batchnorm} "
+            f"loss_sync_every={self.loss_sync_every}"
         )
 
 
@@ -134,6 +139,9 @@ def fit(
         global_batch=global_batch,
         cache_train=pipeline.should_cache(recipe, builder, "train"),
         fused_batchnorm=fused_bn.ENABLED,
+        # A CPU step takes seconds, so a per-step read costs nothing and keeps the progress bar
+        # live; an accelerator runs 10-50 steps/s and each read would stall its queue.
+        loss_sync_every=1 if device == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY,
     )
     log(verbose, settings.line())
 
@@ -174,7 +182,9 @@ def fit(
         if policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-    trainer = Trainer(strat, model, optimizer, recipe, global_batch, jit)
+    trainer = Trainer(
+        strat, model, optimizer, recipe, global_batch, jit, settings.loss_sync_every
+    )
 
     history, best = [], {"val_loss": math.inf, "epoch": -1, "weights": None}
     plateau = schedules.ReduceOnPlateau(recipe.plateau_factor, recipe.plateau_patience)

@@ -36,8 +36,13 @@ def per_example_loss(kind, loss, target, pred):
 class Trainer:
     """Compiled distributed steps for one model; Python drives epochs, schedules and stopping."""
 
-    def __init__(self, strategy, model, optimizer, recipe, global_batch, jit_compile):
+    def __init__(
+        self, strategy, model, optimizer, recipe, global_batch, jit_compile, loss_sync_every=1
+    ):
         self.strategy = strategy
+        # Read the loss back to the host every N steps, not every step: on an accelerator each
+        # read waits for the step to finish, so Python cannot queue the next one meanwhile.
+        self.loss_sync_every = max(1, int(loss_sync_every))
         self.model = model
         self.optimizer = optimizer
         self.recipe = recipe
@@ -145,17 +150,33 @@ class Trainer:
             self.sync_step()
 
     def run_epoch(self, dist_dataset, lr_fn, progbar=None):
-        """Train one epoch; returns (mean loss, steps). lr_fn(step) -> learning rate."""
-        total, steps = 0.0, 0
+        """Train one epoch; returns (mean loss, steps). lr_fn(step) -> learning rate.
+
+        A non-finite loss ends the epoch at the first sync point after it (the returned steps
+        count up to and including that step).
+        """
+        total, steps, pending = 0.0, 0, []
+
+        def drain():
+            nonlocal total
+            values = [float(v) for v in pending]
+            pending.clear()
+            for i, value in enumerate(values):
+                if not np.isfinite(value):
+                    return value, steps - len(values) + i + 1
+                total += value
+            if progbar is not None and values:
+                progbar.update(steps, [("loss", float(np.mean(values)))])
+            return None
+
         for batch in dist_dataset:
             self.optimizer.learning_rate.assign(lr_fn(steps))
-            loss = float(self.train_step(batch))
+            pending.append(self.train_step(batch))
             steps += 1
-            if not np.isfinite(loss):
-                return loss, steps
-            total += loss
-            if progbar is not None:
-                progbar.update(steps, [("loss", loss)])
+            if len(pending) >= self.loss_sync_every and (bad := drain()):
+                return bad
+        if bad := drain():
+            return bad
         self.sync_statistics()
         return (total / steps if steps else float("nan")), steps
 

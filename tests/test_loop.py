@@ -1,0 +1,75 @@
+"""Trainer.run_epoch reading the loss back every N steps (accelerator default) must train exactly
+as reading it every step, and still stop at the first non-finite loss."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmedbench.tasks import get_recipe
+from tfmedbench.train.loop import Trainer
+
+
+def trainer(sync_every, lr=0.1):
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe("TXC")
+    strat = tf.distribute.get_strategy()
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1, "sigmoid")]
+    )
+    opt = keras.optimizers.Adam(lr)
+    opt.build(model.trainable_variables)
+    return Trainer(strat, model, opt, recipe, 2, False, loss_sync_every=sync_every)
+
+
+class Recorder:
+    """Stands in for keras.utils.Progbar: records update(current, values) calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def update(self, current, values):
+        self.calls.append((current, values))
+
+
+def data(n_batches, poison_at=None):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n_batches * 2, 4, 4, 3)).astype("float32")
+    if poison_at is not None:
+        x[poison_at * 2] = np.nan
+    y = (rng.random((n_batches * 2, 1)) < 0.5).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+
+
+def test_sync_every_n_trains_identically():
+    results = []
+    for sync_every in (1, 3, 100):
+        t = trainer(sync_every)
+        progbar = Recorder()
+        loss, steps = t.run_epoch(data(7), lambda i: 0.1 / (1 + i), progbar)
+        results.append((loss, steps, [w.numpy() for w in t.model.weights], t.optimizer.iterations))
+        assert progbar.calls[-1][0] == 7  # the progress bar reached the end ...
+        assert len(progbar.calls) == math.ceil(7 / sync_every)  # ... updated at each read
+        # Its running mean (Progbar weights each value by the steps it covers) is the epoch's.
+        seen, weighted = 0, 0.0
+        for current, values in progbar.calls:
+            weighted += values[0][1] * (current - seen)
+            seen = current
+        assert weighted / seen == pytest.approx(loss, rel=1e-6)
+    (loss1, steps1, w1, it1), *others = results
+    assert steps1 == 7 and math.isfinite(loss1) and int(it1) == 7
+    for loss, steps, w, it in others:
+        assert steps == steps1 and int(it) == 7
+        assert loss == pytest.approx(loss1, rel=1e-6)
+        for a, b in zip(w, w1):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sync_every", [1, 4])
+def test_first_non_finite_step_is_reported(sync_every):
+    t = trainer(sync_every)
+    loss, steps = t.run_epoch(data(8, poison_at=2), lambda i: 0.1)
+    assert not math.isfinite(loss)
+    assert steps == 3  # the third batch holds the NaN image
