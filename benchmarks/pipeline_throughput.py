@@ -211,7 +211,8 @@ class ThreadLocalSegAugment:
         compose = getattr(self.local, "compose", None)
         if compose is None:
             compose = self.local.compose = build_compose(self.size)
-        compose.set_random_seed(int(seed) % (2**31))
+        seed = int(seed) % (2**31)
+        compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
         out = compose(image=image, mask=mask)
         return out["image"].astype(np.uint8), out["mask"].astype(np.uint8)
 
@@ -231,7 +232,8 @@ class TorchSegDataset:
 
         if self.compose is None:
             self.compose = build_compose(self.size)
-        self.compose.set_random_seed(i * 7919 + int(torch.initial_seed() % 100003))
+        seed = i * 7919 + int(torch.initial_seed() % 100003)
+        self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
         out = self.compose(image=self.images[i], mask=self.masks[i])
         img = (out["image"].astype(np.float32) / 255.0 - MEAN) / STD
         return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(
@@ -268,6 +270,14 @@ def seg_case(args):
 
     current = tf_dataset(pipeline.random_stage(recipe, True, 0))
 
+    def native_stage(image, mask, seed_value):
+        from tfmedbench.data import seg_augment_tf, transforms
+
+        image, mask = seg_augment_tf.xray_seg_train(image, mask, size, seed_value)
+        return transforms.normalize(transforms.to_float_rgb(image)), tf.cast(mask, tf.float32)
+
+    native = tf_dataset(native_stage)
+
     def locked_stage(image, mask, seed_value):
         aug = ThreadLocalSegAugment(size)
         image, mask = tf.numpy_function(aug, [image, mask, seed_value], [tf.uint8, tf.uint8])
@@ -283,6 +293,7 @@ def seg_case(args):
         num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
     )
     sides = {"tfmedbench tf.data": lambda: iterate(current),
+             "tf.data, TF-native augmentation": lambda: iterate(native),
              "tf, per-thread Compose (rejected)": lambda: iterate(locked),
              "torch DataLoader": lambda: iterate(loader)}
     return run_sides(sides, args.repeats), f"LXS/PXS train augmentation, {n} cached 224px pairs"

@@ -13,28 +13,29 @@ from tfmedbench.tasks import get_recipe
 # task -> (builder test module, write_tree kwargs)
 FIXTURES = {
     "TXC": ("nih_shenzhen", {"n_per_class": 6}),
-    "LXS": ("montgomery", {"n_per_class": 6}),  # albumentations random stage
+    "LXS": ("montgomery", {"n_per_class": 6}),  # TF-native or albumentations random stage
     "DXC5": ("chexpert", {"n_train_patients": 12}),  # frontal filter, LSR labels
 }
+CASES = [("TXC", {}), ("LXS", {}), ("LXS", {"seg_augment": "albumentations"}), ("DXC5", {})]
 
 
 def batches(ds):
     return [[np.asarray(t) for t in b] for b in tfds.as_numpy(ds)]
 
 
-@pytest.mark.parametrize("task", list(FIXTURES))
-def test_uncached_equals_cached(task, tmp_path):
+@pytest.mark.parametrize("task, extra", CASES)
+def test_uncached_equals_cached(task, extra, tmp_path):
     module, kwargs = FIXTURES[task]
     tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
     tests.write_tree(tmp_path / "raw", **kwargs)
-    recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8)
+    recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8, **extra)
     builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
                             verbose=False)
     assert "image" in pipeline.image_feature_keys(builder)
     for split, training in (("train", True), ("validation", False)):
         got = {}
         for cache in ("memory", "none"):
-            r = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8, cache=cache)
+            r = recipe.override(cache=cache)
             assert pipeline.should_cache(r, builder, split) == (cache == "memory")
             ds = pipeline.make_dataset(r, builder, split, training=training, batch_size=2, seed=3)
             got[cache] = [batches(ds), batches(ds)]  # two epochs: reshuffled, re-augmented

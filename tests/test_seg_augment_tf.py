@@ -250,7 +250,7 @@ def albu_draws():
     """The albumentations Compose (seg_augment.build_compose) run N_DRAWS times, recording what ran.
 
     Each transform gets its own generator, once: albumentations' own semantics (independent
-    decisions), not SegAugment's per-call set_random_seed, which correlates them (module docstring).
+    decisions); Compose.set_random_seed would correlate them (module docstring).
     """
     compose = seg_augment.build_compose(S)
     compose = A.Compose(compose.transforms, save_applied_params=True)

@@ -32,6 +32,7 @@ CHEXPERT_LABELS = (
     "Pleural Other", "Fracture", "Support Devices",
 )  # fmt: skip
 CHEXPERT_SCORED = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
+SEG_AUGMENT_BACKENDS = ("tf", "albumentations")
 UNCERTAINTY_POLICIES = ("u-ones", "u-zeros", "lsr-ones", "lsr-zeros")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,6 +62,10 @@ class Recipe:
     epochs: int = 200  # max epochs
     patience: int = 10  # early stopping on validation loss
     augmentation: str = "none"  # "xray_cls" | "xray_seg" | "none"
+    # xray_seg's implementation: "tf" (TF ops, parallel in tf.data; same transforms and parameter
+    # distributions, outputs equal albumentations' for equal parameters) | "albumentations" (the
+    # library itself via tf.numpy_function, serialised by the GIL).
+    seg_augment: str = "tf"
     test_time: str = "resize"  # "tencrop" (resize 256 -> TenCrop 224, mean) | "resize"
     resize_size: int = 256  # TenCrop's resize (the original: 256 for a 224 crop)
     normalization: str = "imagenet"
@@ -110,6 +115,11 @@ class Recipe:
         if self.kind == "segmentation" and self.image_size % 32:
             raise RecipeError(
                 f"{self.code}: image_size {self.image_size} must be a multiple of 32 for the U-Net"
+            )
+        if self.seg_augment not in SEG_AUGMENT_BACKENDS:
+            raise RecipeError(
+                f"{self.code}: seg_augment {self.seg_augment!r} is not one of "
+                f"{SEG_AUGMENT_BACKENDS}"
             )
         if self.schedule not in ("plateau", "cosine", "linear", "constant"):
             raise RecipeError(f"{self.code}: unknown schedule {self.schedule!r}")

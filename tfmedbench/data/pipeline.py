@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfmedbench.data import seg_augment, transforms
+from tfmedbench.data import seg_augment, seg_augment_tf, transforms
 from tfmedbench.data.adapters import get_adapter
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -34,6 +34,13 @@ def should_cache(recipe, builder, split):
         return False
     num_bytes = builder.info.splits[split].num_bytes
     return 0 < num_bytes <= AUTO_CACHE_MAX_ENCODED_BYTES
+
+
+def describe(recipe, builder, split):
+    """The pipeline shape `make_dataset` builds for `split` (printed by fit)."""
+    if should_cache(recipe, builder, split):
+        return "decode+cache,prefetch=autotune"
+    return "fused-decode,prefetch=autotune"
 
 
 def element_seed(seed_value, base_seed):
@@ -80,7 +87,8 @@ def random_stage(recipe, training, base_seed):
         if training and recipe.augmentation == "xray_cls":
             image = transforms.xray_cls_train(image, size, seed)  # crops before float/RGB
         elif training and recipe.augmentation == "xray_seg":
-            image, target = seg_augment.xray_seg_train(image, target, size, seed_value)
+            backend = seg_augment_tf if recipe.seg_augment == "tf" else seg_augment
+            image, target = backend.xray_seg_train(image, target, size, seed_value)
             image = transforms.to_float_rgb(image)
             target = tf.cast(target, tf.float32)
         return transforms.normalize(image, recipe.normalization), target

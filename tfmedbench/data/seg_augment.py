@@ -12,6 +12,7 @@ OpticalDistortion's `shift_limit`; the rest is kept. Masks are warped with neare
 from __future__ import annotations
 
 import os
+import random
 import threading
 
 import numpy as np
@@ -47,6 +48,12 @@ class SegAugment:
     albumentations keeps its random state in the Compose object; a lock plus a per-example seed
     keeps results independent of tf.data's thread scheduling (determinism over speed here; the
     GIL serialises these calls anyway).
+
+    The seed goes in as ONE shared (numpy, Python) generator pair for the whole Compose
+    (`set_random_state`). `Compose.set_random_seed(seed)` would instead give every transform its
+    own generators started from the same seed, so all decisions would share their first draw:
+    measured over 1000 seeds, 69% of examples untouched (independent decisions: 0.7 x 0.7 x 0.75
+    = 37%), the two OneOfs always firing together, contrast and gamma only in [0.80, 0.92].
     """
 
     def __init__(self, size):
@@ -55,7 +62,8 @@ class SegAugment:
 
     def __call__(self, image, mask, seed):
         with self.lock:
-            self.compose.set_random_seed(int(seed) % (2**31))
+            seed = int(seed) % (2**31)
+            self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
             out = self.compose(image=image, mask=mask)
         return out["image"].astype(np.uint8), out["mask"].astype(np.uint8)
 

@@ -52,6 +52,9 @@ class Settings:
     cache_train: bool
     fused_batchnorm: bool
     loss_sync_every: int
+    input_pipeline: str
+    seg_augment: str
+    threads: str
 
     def line(self):
         return (
@@ -59,7 +62,8 @@ class Settings:
             f"precision={self.precision} jit_compile={self.jit_compile} "
             f"deterministic={self.deterministic} global_batch={self.global_batch} "
             f"cache_train={self.cache_train} fused_batchnorm={self.fused_batchnorm} "
-            f"loss_sync_every={self.loss_sync_every}"
+            f"loss_sync_every={self.loss_sync_every} input={self.input_pipeline} "
+            f"seg_augment={self.seg_augment} threads={self.threads}"
         )
 
 
@@ -142,6 +146,9 @@ def fit(
         # A CPU step takes seconds, so a per-step read costs nothing and keeps the progress bar
         # live; an accelerator runs 10-50 steps/s and each read would stall its queue.
         loss_sync_every=1 if device == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY,
+        input_pipeline=pipeline.describe(recipe, builder, "train"),
+        seg_augment=recipe.seg_augment if recipe.augmentation == "xray_seg" else "-",
+        threads=strategy_lib.describe_threads(),
     )
     log(verbose, settings.line())
 

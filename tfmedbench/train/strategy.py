@@ -72,6 +72,13 @@ def is_chief():
     return kind == "worker" and index == 0 and not has_chief
 
 
+def describe_threads():
+    """TF's op thread pools as `intra/inter` (0 means TF's default: one per core)."""
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return f"{intra or 'auto'}/{inter or 'auto'}(cores={os.cpu_count()})"
+
+
 def accelerator(strategy):
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "tpu"
