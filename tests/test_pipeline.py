@@ -50,3 +50,31 @@ def test_uncached_equals_cached(task, extra, tmp_path):
                 not np.array_equal(a[0], b[0])
                 for a, b in zip(got["none"][0], got["none"][1])
             )
+
+
+@pytest.mark.parametrize("task", ["TXC", "LXS"])
+def test_repeated_dataset_equals_one_iterator_per_epoch(task, tmp_path):
+    # fit takes batches_per_epoch batches per epoch from one iterator over repeat=True.
+    module, kwargs = FIXTURES[task]
+    tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
+    tests.write_tree(tmp_path / "raw", **kwargs)
+    recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8)
+    builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
+                            verbose=False)
+    k = pipeline.batches_per_epoch(recipe, builder, "train", 2)
+    assert k == builder.info.splits["train"].num_examples // 2
+    args = dict(training=True, batch_size=2, seed=5)
+    per_epoch = pipeline.make_dataset(recipe, builder, "train", **args)
+    expected = batches(per_epoch) + batches(per_epoch)  # two epochs, two iterators
+    assert len(expected) == 2 * k
+    repeated = pipeline.make_dataset(recipe, builder, "train", repeat=True, **args)
+    got = batches(repeated.take(2 * k))
+    for a, b in zip(expected, got, strict=True):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_filtered_split_has_unknown_epoch_length():
+    assert pipeline.filtered(get_recipe("DXC5", frontal_only=True))
+    assert not pipeline.filtered(get_recipe("DXC5", frontal_only=False))
+    assert not pipeline.filtered(get_recipe("TXC"))

@@ -146,7 +146,8 @@ def fit(
         # A CPU step takes seconds, so a per-step read costs nothing and keeps the progress bar
         # live; an accelerator runs 10-50 steps/s and each read would stall its queue.
         loss_sync_every=1 if device == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY,
-        input_pipeline=pipeline.describe(recipe, builder, "train"),
+        input_pipeline=pipeline.describe(recipe, builder, "train")
+        + (",iterator-per-epoch" if pipeline.filtered(recipe) else ",one-iterator"),
         seg_augment=recipe.seg_augment if recipe.augmentation == "xray_seg" else "-",
         threads=strategy_lib.describe_threads(),
     )
@@ -168,13 +169,18 @@ def fit(
     }
     rundir.write_json(os.path.join(write_dir, "config.json"), config)
 
-    def dist(split, training):
+    def dist(split, training, repeat=False):
         ds = pipeline.make_dataset(
-            recipe, builder, split, training=training, batch_size=global_batch, seed=seed
+            recipe, builder, split, training=training, batch_size=global_batch, seed=seed,
+            repeat=repeat,
         )
         return strat.experimental_distribute_dataset(ds)
 
-    train_ds = dist("train", True)
+    # One training iterator for all epochs where the epoch's batch count is known (no filter):
+    # no per-epoch iterator start-up, and the next epoch's first batches are prepared meanwhile.
+    train_steps = pipeline.batches_per_epoch(recipe, builder, "train", global_batch)
+    train_ds = dist("train", True, repeat=train_steps is not None)
+    train_source = iter(train_ds) if train_steps is not None else train_ds
     val_ds = dist("validation", False)
 
     with strat.scope():
@@ -207,9 +213,10 @@ def fit(
             print(f"Epoch {epoch + 1}/{recipe.epochs}", file=sys.stderr, flush=True)
         start_step = global_step
         loss, steps = trainer.run_epoch(
-            train_ds,
+            train_source,
             lambda i: schedules.step_lr(recipe, lr_epoch, start_step + i, total_steps),
             progbar,
+            steps_per_epoch=train_steps,
         )
         global_step += steps
         if not np.isfinite(loss):

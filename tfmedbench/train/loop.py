@@ -149,8 +149,11 @@ class Trainer:
         if self.strategy.num_replicas_in_sync > 1 and self.model.non_trainable_variables:
             self.sync_step()
 
-    def run_epoch(self, dist_dataset, lr_fn, progbar=None):
+    def run_epoch(self, dist_dataset, lr_fn, progbar=None, steps_per_epoch=None):
         """Train one epoch; returns (mean loss, steps). lr_fn(step) -> learning rate.
+
+        `dist_dataset`: a (distributed) dataset holding one epoch, or, with `steps_per_epoch`, an
+        iterator over repeated epochs from which that many batches are taken.
 
         A non-finite loss ends the epoch at the first sync point after it (the returned steps
         count up to and including that step).
@@ -169,6 +172,9 @@ class Trainer:
                 progbar.update(steps, [("loss", float(np.mean(values)))])
             return None
 
+        if steps_per_epoch is not None:
+            iterator = dist_dataset
+            dist_dataset = (next(iterator) for _ in range(steps_per_epoch))
         for batch in dist_dataset:
             self.optimizer.learning_rate.assign(lr_fn(steps))
             pending.append(self.train_step(batch))

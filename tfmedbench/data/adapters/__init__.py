@@ -4,7 +4,8 @@ Each adapter module defines `adapt(example, recipe, seed=0) -> (image, target)` 
   image:  uint8 or uint16 tensor [H, W, C], C in {1, 3} (grey is expanded to RGB later);
   target: float32 [num_outputs] for classification, float32 [H, W, 1] in {0, 1} for
           segmentation (same H, W as the image).
-and may define `filter_fn(example, recipe) -> bool tensor` to drop examples (e.g. lateral views).
+and may define `filter_fn(example, recipe) -> bool tensor` to drop examples (e.g. lateral views)
+with `filter_active(recipe) -> bool` saying whether it applies to a recipe.
 Adapters run inside tf.data: TF ops only. `adapt` must be a pure function of (example, recipe,
 seed) -- the pipeline may cache its output (seed = the run's seed; CheXpert's LSR labels use it).
 """

@@ -11,6 +11,11 @@ def adapt(example, recipe, seed=0):
     return example["image"], tf.cast(example["labels"], tf.float32)
 
 
+def filter_active(recipe):
+    """Whether filter_fn drops anything (else the split's size is known without reading it)."""
+    return bool(recipe.frontal_only)
+
+
 def filter_fn(example, recipe):
     """With `recipe.frontal_only`, keep PA/AP views (all of ChestX-ray14; kept for symmetry)."""
     if not recipe.frontal_only:

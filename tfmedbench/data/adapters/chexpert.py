@@ -60,6 +60,11 @@ def adapt(example, recipe, seed=0):
     return example["image"], labels
 
 
+def filter_active(recipe):
+    """Whether filter_fn drops anything (else the split's size is known without reading it)."""
+    return bool(recipe.frontal_only)
+
+
 def filter_fn(example, recipe):
     """With `recipe.frontal_only`, drop lateral views (keeps AP/PA radiographs)."""
     if not recipe.frontal_only:
