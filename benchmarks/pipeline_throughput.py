@@ -6,29 +6,34 @@
 
 cls: N generated chest-X-ray-like SIZE x SIZE 8-bit grey PNGs in the NIH Shenzhen layout are
   built with the real TFDS builder (not timed), then `tfmedbench.data.pipeline.make_dataset`
-  (TXC recipe, train split: read TFRecords -> decode PNG -> RandomResizedCrop(224) -> flip ->
-  RandomRotation(7) -> normalise -> batch 16 -> prefetch) is iterated, uncached (`cache=none`,
-  as for ChestX-ray14/CheXpert, whose decoded images do not fit in memory). PyTorch: a Dataset
-  over the same PNG files, PIL decode + the same transforms in PIL/numpy (torchvision's
-  RandomResizedCrop.get_params, bilinear resize, flip, nearest rotation), DataLoader with
-  `--workers` processes, batch 16.
+  (TXC recipe, train split, uncached (`cache=none`) as for ChestX-ray14/CheXpert, whose decoded
+  images do not fit in memory: read TFRecords -> shuffle encoded records -> one map: decode PNG,
+  RandomResizedCrop(224), flip, RandomRotation(7), normalise -> batch 16 -> prefetch). Also
+  "previous shape": the pipeline before the fused map (decode while reading, separate maps,
+  shuffle buffer of decoded images). PyTorch: a Dataset over the same PNG files, PIL decode +
+  the same transforms in PIL/numpy (torchvision's RandomResizedCrop.get_params, bilinear resize,
+  flip, nearest rotation), DataLoader with `--workers` processes, batch 16.
 seg: the LXS/PXS training augmentation on N cached 224 x 224 uint8 (image, mask) pairs (what
-  the pipeline's cache holds for those tasks): tfmedbench's random stage (albumentations via
-  tf.numpy_function, `tfmedbench.data.seg_augment`) + normalise, batch 16, prefetch, vs a
-  DataLoader applying the same albumentations Compose with `--workers` processes. The variant
-  "per-thread Compose" (no lock) is an alternative that measured slower, kept for the record.
-  cls also runs "previous transform order" (float RGB conversion of the whole radiograph
-  before the crop, the code before the change) in the same process.
+  the pipeline's cache holds for those tasks) + normalise, batch 16, prefetch: tfmedbench's
+  default TF-native augmentation (`tfmedbench.data.seg_augment_tf`), the albumentations Compose
+  through tf.numpy_function (`seg_augment=albumentations`), and a rejected per-thread Compose
+  without the lock, vs a DataLoader applying the albumentations Compose with `--workers`
+  processes.
 
+Rates: "steady" = images between the first and the last batch / that time (what an epoch of
+10^4-10^5 images sees); "whole-epoch" = from iterator creation to its teardown, so per-epoch
+fixed costs (start-up, pipeline fill, function instantiation) count; "fixed s/epoch" = the
+whole-epoch time beyond the images at the steady rate.
 tf.data's parallelism: AUTOTUNE, capped to `--workers` threads via
 `Options.threading.private_threadpool_size` so both sides use the same number of workers.
 Sides alternate in one process over `--repeats` epochs; medians of images/s after one untimed
-warm-up epoch.
+warm-up epoch; ratios are paired (within a repetition, then the median).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -68,6 +73,13 @@ def limit_threads(ds, workers):
     options = tf.data.Options()
     options.threading.private_threadpool_size = workers
     return ds.with_options(options)
+
+
+def one_iterator(ds, batches_per_epoch):
+    """fit's way for splits of known length: one iterator over the repeated dataset, taking one
+    epoch's batches per call (no per-epoch iterator start-up)."""
+    it = iter(ds.repeat())
+    return lambda: iterate(itertools.islice(it, batches_per_epoch))
 
 
 def iterate(batches):
@@ -185,6 +197,7 @@ def cls_case(args):
             num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
         )
         sides = {"tfmedbench tf.data": lambda: iterate(ds),
+                 "tfmedbench, fit's one iterator": one_iterator(ds, n_train // BATCH),
                  "tf, previous shape (decode before shuffle)": lambda: iterate(prev),
                  "torch DataLoader": lambda: iterate(loader)}
         title = (f"TXC train, {n_train} images {args.size}px PNG, "
@@ -268,15 +281,8 @@ def seg_case(args):
         ds = ds.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         return limit_threads(ds, args.workers)
 
-    current = tf_dataset(pipeline.random_stage(recipe, True, 0))
-
-    def native_stage(image, mask, seed_value):
-        from tfmedbench.data import seg_augment_tf, transforms
-
-        image, mask = seg_augment_tf.xray_seg_train(image, mask, size, seed_value)
-        return transforms.normalize(transforms.to_float_rgb(image)), tf.cast(mask, tf.float32)
-
-    native = tf_dataset(native_stage)
+    current = tf_dataset(pipeline.random_stage(recipe, True, 0))  # default: TF-native
+    albu = tf_dataset(pipeline.random_stage(recipe.override(seg_augment="albumentations"), True, 0))
 
     def locked_stage(image, mask, seed_value):
         aug = ThreadLocalSegAugment(size)
@@ -292,8 +298,9 @@ def seg_case(args):
         TorchSegDataset(images, masks), batch_size=BATCH, shuffle=True, drop_last=True,
         num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
     )
-    sides = {"tfmedbench tf.data": lambda: iterate(current),
-             "tf.data, TF-native augmentation": lambda: iterate(native),
+    sides = {"tfmedbench tf.data (TF-native augmentation)": lambda: iterate(current),
+             "tfmedbench, fit's one iterator": one_iterator(current, n // BATCH),
+             "tf.data, albumentations (locked Compose)": lambda: iterate(albu),
              "tf, per-thread Compose (rejected)": lambda: iterate(locked),
              "torch DataLoader": lambda: iterate(loader)}
     return run_sides(sides, args.repeats), f"LXS/PXS train augmentation, {n} cached 224px pairs"
