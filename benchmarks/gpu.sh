@@ -9,7 +9,9 @@
 #
 # Needs a Python with a CUDA build of TensorFlow (tensorflow[and-cuda] 2.21) and of torch 2.13
 # (the repo's .venv is CPU-only: tensorflow-cpu, torch+cpu). The script stops with a message if
-# either framework does not see a GPU. Sizes: REPEATS (3), STEPS (10), CLS_BATCH (128),
+# either framework does not see a GPU. This workplace's lent device machines (2026-11) hold
+# torch but no TensorFlow and cannot download; TensorFlow's wheel (546 MiB) is far over what a
+# call can carry (64 MiB), so run this where both frameworks are installed. Sizes: REPEATS (3), STEPS (10), CLS_BATCH (128),
 # UNET_BATCH (16) environment variables.
 set -u
 cd "$(dirname "$0")/.."
