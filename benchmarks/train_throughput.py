@@ -107,7 +107,11 @@ class TFVariant:
         # Op determinism is process-wide; set it to this variant's value for its steps.
         (config.enable_op_determinism if self.determinism else config.disable_op_determinism)()
 
+        from tfmedbench.data.pipeline import dataset_options
+
+        # fit's dataset options (autotune off: see pipeline.dataset_options).
         ds = tf.data.Dataset.from_tensors(self.batch).repeat(steps)
+        ds = ds.with_options(dataset_options())
         dist = self.strategy.experimental_distribute_dataset(ds)
         loss, n = self.trainer.run_epoch(dist, lambda i: self.lr)
         assert n == steps and math.isfinite(loss), (n, loss)

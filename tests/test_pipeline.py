@@ -78,3 +78,10 @@ def test_filtered_split_has_unknown_epoch_length():
     assert pipeline.filtered(get_recipe("DXC5", frontal_only=True))
     assert not pipeline.filtered(get_recipe("DXC5", frontal_only=False))
     assert not pipeline.filtered(get_recipe("TXC"))
+
+
+def test_autotune_is_off_in_fit_datasets():
+    # Autotuning's model thread delayed iterator teardown by seconds (benchmarks/RESULTS.md).
+    options = pipeline.dataset_options()
+    assert options.autotune.enabled is False
+    assert options.deterministic is True
