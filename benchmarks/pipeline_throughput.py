@@ -279,8 +279,9 @@ def seg_case(args):
         ds = tf.data.Dataset.zip((ds, randoms)).map(
             lambda pair, r: stage(pair[0], pair[1], r), num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True)
-        ds = ds.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        return limit_threads(ds, args.workers)
+        # make_dataset's tail: fit's options (autotune off) and prefetch.
+        ds = ds.batch(BATCH, drop_remainder=True).with_options(pipeline.dataset_options())
+        return limit_threads(ds.prefetch(pipeline.PREFETCH_BATCHES), args.workers)
 
     current = tf_dataset(pipeline.random_stage(recipe, True, 0))  # default: TF-native
     albu = tf_dataset(pipeline.random_stage(recipe.override(seg_augment="albumentations"), True, 0))
