@@ -4,9 +4,9 @@ Two shapes, same elements in the same order (tested):
   cached:   read -> decode -> adapt -> deterministic stage -> cache -> shuffle -> random stage
   uncached: read (images still encoded) -> shuffle -> ONE map: decode, adapt, both stages
 The uncached shape shuffles encoded bytes (a 2048-example buffer of 1024 px radiographs holds
-~2 GiB decoded, a fraction of that encoded) and does all per-example work in one parallel map,
-as a DataLoader worker does: separate parallel maps hand every decoded image between thread
-pools and measured slower (benchmarks/RESULTS.md, input pipeline).
+~2 GiB decoded, a fraction of that encoded; an epoch's first batch no longer waits for the
+whole buffer to be decoded), filters before decoding, and does all per-example work in one
+parallel map, as a DataLoader worker does (throughput: benchmarks/RESULTS.md).
 
 Yields (image float32 [B, S, S, 3] ImageNet-normalised, target) for training and validation;
 with `recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3] (TenCrop of the
@@ -36,7 +36,7 @@ def dataset_options():
     up to its current optimisation period (measured 1.2-2.6 s, idle CPU, on about one iterator
     in three; benchmarks/RESULTS.md), i.e. per epoch for each validation pass. Without it,
     AUTOTUNE parallelism means min(16, cores) and prefetch is fixed, as a DataLoader's workers
-    and prefetch_factor are; steady throughput was unchanged.
+    and prefetch_factor are; steady throughput did not drop.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
