@@ -9,8 +9,9 @@
 tfmedbench side: `tfmedbench.train.loop.Trainer.run_epoch` on the model `fit` builds
 (`build_model(recipe)`), with fit's optimizer (Adam), precision policy and CPU determinism, fed
 by a distributed dataset that repeats one batch: per-step learning-rate assignment and fit's
-loss read-back (every step on CPU, every 20 on accelerators) included, as users get them. PyTorch side: the same architecture (benchmarks/torch_reference.py),
-Adam, a `float(loss)` per step. Variants alternate in one process (rep 1: A B C D, rep 2: A B C
+loss read-back (every step on CPU, every 20 on accelerators) included, as users get them.
+PyTorch side: the same architecture (benchmarks/torch_reference.py), Adam, a `float(loss)` per
+step. Variants alternate in one process (rep 1: A B C D, rep 2: A B C
 D, ...) so machine-load drift hits all of them alike; each timing is `--steps` steps after
 `--warmup` untimed steps; the table gives the median over `--repeats`.
 
@@ -83,10 +84,7 @@ class TFVariant:
             if precision == "mixed_float16":
                 opt = keras.optimizers.LossScaleOptimizer(opt)
             opt.build(model.trainable_variables)
-        from tfmedbench.train.fit import ACCELERATOR_LOSS_SYNC_EVERY
-
-        # fit's loss read-back interval for this device (every step on CPU).
-        sync = 1 if strategy_lib.accelerator(strat) == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY
+        sync = strategy_lib.resolve_loss_sync_every(strategy_lib.accelerator(strat))
         self.trainer = Trainer(strat, model, opt, recipe, batch, jit, sync)
         strategy_lib.set_precision("float32")
         rng = np.random.default_rng(seed)

@@ -19,18 +19,24 @@ FIXTURES = {
 CASES = [("TXC", {}), ("LXS", {}), ("LXS", {"seg_augment": "albumentations"}), ("DXC5", {})]
 
 
-def batches(ds):
-    return [[np.asarray(t) for t in b] for b in tfds.as_numpy(ds)]
-
-
-@pytest.mark.parametrize("task, extra", CASES)
-def test_uncached_equals_cached(task, extra, tmp_path):
+def tiny_built(task, tmp_path, **extra):
+    """(tiny recipe, built builder) for `task` on its builder's official-layout fixture tree."""
     module, kwargs = FIXTURES[task]
     tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
     tests.write_tree(tmp_path / "raw", **kwargs)
     recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8, **extra)
     builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
                             verbose=False)
+    return recipe, builder
+
+
+def batches(ds):
+    return [[np.asarray(t) for t in b] for b in tfds.as_numpy(ds)]
+
+
+@pytest.mark.parametrize("task, extra", CASES)
+def test_uncached_equals_cached(task, extra, tmp_path):
+    recipe, builder = tiny_built(task, tmp_path, **extra)
     assert "image" in pipeline.image_feature_keys(builder)
     for split, training in (("train", True), ("validation", False)):
         got = {}
@@ -55,15 +61,10 @@ def test_uncached_equals_cached(task, extra, tmp_path):
 @pytest.mark.parametrize("task", ["TXC", "LXS"])
 def test_repeated_dataset_equals_one_iterator_per_epoch(task, tmp_path):
     # fit takes batches_per_epoch batches per epoch from one iterator over repeat=True.
-    module, kwargs = FIXTURES[task]
-    tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
-    tests.write_tree(tmp_path / "raw", **kwargs)
-    recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8)
-    builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
-                            verbose=False)
+    recipe, builder = tiny_built(task, tmp_path)
     k = pipeline.batches_per_epoch(recipe, builder, "train", 2)
     assert k == builder.info.splits["train"].num_examples // 2
-    args = dict(training=True, batch_size=2, seed=5)
+    args = {"training": True, "batch_size": 2, "seed": 5}
     per_epoch = pipeline.make_dataset(recipe, builder, "train", **args)
     expected = batches(per_epoch) + batches(per_epoch)  # two epochs, two iterators
     assert len(expected) == 2 * k

@@ -37,9 +37,6 @@ class FitResult:
     model: object = None  # the trained keras.Model, best-validation weights restored
 
 
-ACCELERATOR_LOSS_SYNC_EVERY = 20
-
-
 @dataclasses.dataclass
 class Settings:
     strategy: str
@@ -133,6 +130,9 @@ def fit(
             f"{recipe.code}: the train split has {n_train} examples, fewer than the global batch "
             f"{global_batch} (= {recipe.batch_size} per replica x {replicas}); lower --batch-size"
         )
+    # One training iterator for all epochs where the epoch's batch count is known (no filter):
+    # no per-epoch iterator start-up, and the next epoch's first batches are prepared meanwhile.
+    train_steps = pipeline.batches_per_epoch(recipe, builder, "train", global_batch)
     settings = Settings(
         strategy=strategy_lib.strategy_name(strat),
         replicas=replicas,
@@ -143,11 +143,9 @@ def fit(
         global_batch=global_batch,
         cache_train=pipeline.should_cache(recipe, builder, "train"),
         fused_batchnorm=fused_bn.ENABLED,
-        # A CPU step takes seconds, so a per-step read costs nothing and keeps the progress bar
-        # live; an accelerator runs 10-50 steps/s and each read would stall its queue.
-        loss_sync_every=1 if device == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY,
+        loss_sync_every=strategy_lib.resolve_loss_sync_every(device),
         input_pipeline=pipeline.describe(recipe, builder, "train")
-        + (",iterator-per-epoch" if pipeline.filtered(recipe) else ",one-iterator"),
+        + (",one-iterator" if train_steps is not None else ",iterator-per-epoch"),
         seg_augment=recipe.seg_augment if recipe.augmentation == "xray_seg" else "-",
         threads=strategy_lib.describe_threads(),
     )
@@ -176,9 +174,6 @@ def fit(
         )
         return strat.experimental_distribute_dataset(ds)
 
-    # One training iterator for all epochs where the epoch's batch count is known (no filter):
-    # no per-epoch iterator start-up, and the next epoch's first batches are prepared meanwhile.
-    train_steps = pipeline.batches_per_epoch(recipe, builder, "train", global_batch)
     train_ds = dist("train", True, repeat=train_steps is not None)
     train_source = iter(train_ds) if train_steps is not None else train_ds
     val_ds = dist("validation", False)

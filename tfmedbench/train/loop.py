@@ -7,6 +7,8 @@ optimizer works. One loop for all strategies keeps behaviour identical across th
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -173,8 +175,7 @@ class Trainer:
             return None
 
         if steps_per_epoch is not None:
-            iterator = dist_dataset
-            dist_dataset = (next(iterator) for _ in range(steps_per_epoch))
+            dist_dataset = itertools.islice(dist_dataset, steps_per_epoch)
         for batch in dist_dataset:
             self.optimizer.learning_rate.assign(lr_fn(steps))
             pending.append(self.train_step(batch))

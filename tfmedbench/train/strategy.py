@@ -105,5 +105,18 @@ def resolve_jit(jit_compile, device):
     raise UserError(f"--jit-compile {jit_compile!r} must be auto, true or false")
 
 
+# Steps between reads of the loss on accelerators (see resolve_loss_sync_every).
+ACCELERATOR_LOSS_SYNC_EVERY = 20
+
+
+def resolve_loss_sync_every(device):
+    """Steps between host reads of the training loss.
+
+    A CPU step takes seconds, so a per-step read costs nothing and keeps the progress bar live;
+    an accelerator runs 10-50 steps/s and each read would stall its queue.
+    """
+    return 1 if device == "cpu" else ACCELERATOR_LOSS_SYNC_EVERY
+
+
 def set_precision(policy):
     keras.mixed_precision.set_global_policy(policy)
