@@ -26,7 +26,7 @@ def classifier_resnet50(
     backbone = resnet50(
         include_top=False,
         input_shape=input_shape,
-        weights=backbone_weights,
+        backbone_weights=backbone_weights,
         depths=depths,
         width=width,
         name="backbone",

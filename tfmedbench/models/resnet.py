@@ -113,7 +113,7 @@ def resnet_backbone(inputs, depths=RESNET50_DEPTHS, width=RESNET50_WIDTH):
 def resnet50(
     include_top=True,
     num_classes=1000,
-    weights=None,
+    backbone_weights=None,
     input_shape=(None, None, 3),
     pooling=None,
     classifier_activation=None,
@@ -126,8 +126,9 @@ def resnet50(
     Args:
       include_top: add global average pooling + `fc` (Dense(num_classes)).
       num_classes: outputs of `fc` (torchvision: 1000).
-      weights: None / "random" (torchvision init), or a path to a `.weights.h5` file of a model
-        with the same configuration (with `include_top=False`, a converted backbone).
+      backbone_weights: None (torchvision init) or the path of a `.weights.h5` file of a model
+        with the same configuration (with `include_top=False`, a converted backbone). Names of
+        initializations are resolved to files above this floor (`tfmedbench.train.weights`).
       pooling: with include_top=False, None returns the stride-32 feature map, "avg"/"max" pool.
       classifier_activation: None returns logits as torchvision does; e.g. "sigmoid".
       depths, width: bottleneck blocks per stage and stem width; the defaults are ResNet-50,
@@ -157,14 +158,6 @@ def resnet50(
     elif pooling is not None:
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     model = keras.Model(inputs, x, name=name)
-    load_weights_file(model, weights)
+    if backbone_weights is not None:
+        model.load_weights(backbone_weights)
     return model
-
-
-def load_weights_file(model, weights):
-    """Load a `.weights.h5` file into `model`; None / 'random' keeps the fresh init."""
-    if weights is None or weights == "random":
-        return
-    from tfmedbench.weights import resolve_weights_path
-
-    model.load_weights(resolve_weights_path(weights))

@@ -59,20 +59,20 @@ def unet_resnet50(
     input_shape=(None, None, 3),
     classes=1,
     activation="sigmoid",
-    encoder_weights=None,
+    backbone_weights=None,
     decoder_channels=DECODER_CHANNELS,
     depths=RESNET50_DEPTHS,
     width=RESNET50_WIDTH,
     name="unet_resnet50",
 ):
-    """Build the U-Net; `encoder_weights` is a backbone `.weights.h5` (or None / 'random').
+    """Build the U-Net; `backbone_weights` is a backbone `.weights.h5` path (or None).
 
     Input height and width must be multiples of 32 (as in smp).
     """
     encoder = resnet50(
         include_top=False,
         input_shape=input_shape,
-        weights=encoder_weights,
+        backbone_weights=backbone_weights,
         depths=depths,
         width=width,
         name="encoder",

@@ -26,7 +26,7 @@ def build_model(recipe, weights_path=None):
     return unet_resnet50(
         input_shape=shape,
         classes=recipe.num_outputs,
-        encoder_weights=weights_path,
+        backbone_weights=weights_path,
         depths=recipe.depths,
         width=recipe.width,
     )

@@ -23,7 +23,7 @@ from tfmedbench.tasks import get_recipe
 from tfmedbench.train import rundir, schedules, strategy as strategy_lib
 from tfmedbench.train.build import backbone_of, build_model
 from tfmedbench.train.loop import Trainer
-from tfmedbench.weights import resolve_weights_path
+from tfmedbench.train.weights import resolve_weights_path
 
 
 # TF offers no public way to turn op determinism off again once enabled in a process.

@@ -1,4 +1,4 @@
-"""tfmedbench.stats against scipy and hand computations on known data."""
+"""tfmedbench.study.stats against scipy and hand computations on known data."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tfmedbench import stats
+from tfmedbench.study import stats
 
 A = [0.912, 0.905, 0.921, 0.899, 0.915, 0.910, 0.903, 0.918, 0.908, 0.911]
 B = [0.890, 0.902, 0.884, 0.897, 0.893, 0.879, 0.905, 0.888, 0.899, 0.891]

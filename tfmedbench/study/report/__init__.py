@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from tfmedbench.report import figures, tables
-from tfmedbench.report.data import StudyResults
-from tfmedbench.report.paper import load_reference
+from tfmedbench.study.report import figures, tables
+from tfmedbench.study.report.data import StudyResults
+from tfmedbench.study.report.paper import load_reference
 
 REPORT_NAME = "report.md"
 

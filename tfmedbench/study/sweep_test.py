@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from tfmedbench import sweep
+from tfmedbench.study import sweep
 from tfmedbench.errors import UserError
-from tfmedbench.results_store import ResultsStore, read_records
+from tfmedbench.study.store import ResultsStore, read_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -344,7 +344,7 @@ def test_report_of_the_fixture_sweep(reference_sweep, tmp_path):
 def test_benchmark_cli_reads_yaml_config_and_cli_wins(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from tfmedbench.cli_study import benchmark
+    from tfmedbench.cli.study import benchmark
 
     seen = {}
 

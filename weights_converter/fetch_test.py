@@ -10,7 +10,7 @@ import pytest
 from tfmedbench.errors import UserError
 from weights_converter import api, fetch, registry
 from weights_converter.testing import writers
-from weights_converter.tests.conftest import DEPTHS, WIDTH
+from weights_converter.testing.harness import DEPTHS, WIDTH
 
 PAYLOAD = os.urandom(3 * 2**20 + 12345)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

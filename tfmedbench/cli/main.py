@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from tfmedbench.cli_options import overrides_from, run_options, runtime_kwargs
+from tfmedbench.cli.options import overrides_from, run_options, runtime_kwargs
 from tfmedbench.errors import UserError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations calls the network else
@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 LAZY_COMMANDS = {
     "weights": "weights_converter.cli:weights",
     "convert": "weights_converter.cli:convert",
-    "benchmark": "tfmedbench.cli_study:benchmark",
-    "report": "tfmedbench.cli_study:report",
-    "pretrain": "tfmedbench.cli_study:pretrain",
-    "export": "tfmedbench.cli_study:export",
+    "benchmark": "tfmedbench.cli.study:benchmark",
+    "report": "tfmedbench.cli.study:report",
+    "pretrain": "tfmedbench.cli.study:pretrain",
+    "export": "tfmedbench.cli.study:export",
 }
 
 

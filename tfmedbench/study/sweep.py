@@ -28,8 +28,8 @@ import traceback
 
 from tfmedbench.errors import UserError
 from tfmedbench.fileutil import sha256_file
-from tfmedbench.pretrain import sidecar_path
-from tfmedbench.results_store import ResultsStore, record_key
+from tfmedbench.study.pretrain import sidecar_path
+from tfmedbench.study.store import ResultsStore, record_key
 
 SWEEP_FILE = "sweep.json"
 RUNS_DIR = "runs"
@@ -358,7 +358,7 @@ def preflight(config, tasks_needed, labels_needed):
     Returns {label: {"path":..., "sha256":...}} for file-backed initializations.
     """
     from tfmedbench.tasks import get_recipe
-    from tfmedbench.weights import resolve_weights_path
+    from tfmedbench.train.weights import resolve_weights_path
 
     recipes = {}
     for task in tasks_needed:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfmedbench.errors import UserError
-from tfmedbench.weights import resolve_weights_path
+from tfmedbench.train.weights import resolve_weights_path
 
 torch = pytest.importorskip("torch")
 
@@ -58,9 +58,9 @@ def test_full_size_local_moco_file_converts_fast_and_loads_everywhere(tmp_path):
     with torch.no_grad():
         ref = {k: v.numpy() for k, v in reference.features(torch.from_numpy(x)).items()}
     for model in (
-        resnet50(include_top=False, weights=out),
+        resnet50(include_top=False, backbone_weights=out),
         classifier_resnet50(14, backbone_weights=out),
-        unet_resnet50(input_shape=(96, 96, 3), encoder_weights=out),
+        unet_resnet50(input_shape=(96, 96, 3), backbone_weights=out),
     ):
         result = parity.summarize(parity.compare(ref, parity.keras_features(model, x.transpose(0, 2, 3, 1), (3, 4, 6, 3))))
         print(f"FULL-SIZE {model.name}: max_abs={result['max_abs_diff']:.3e} rel_l2={result['rel_l2']:.3e}")

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from tfmedbench import stats
-from tfmedbench.report.data import METRIC_NAMES, SCALE
+from tfmedbench.study import stats
+from tfmedbench.study.report.data import METRIC_NAMES, SCALE
 
 BETTER, WORSE = "▲", "▼"
 

@@ -8,7 +8,7 @@ import torch
 from weights_converter import convert, readers
 from weights_converter.errors import ConversionError
 from weights_converter.testing import writers
-from weights_converter.tests.conftest import DEPTHS, WIDTH
+from weights_converter.testing.harness import DEPTHS, WIDTH
 
 
 def _moco(reference, tmp_path, edit):

@@ -101,7 +101,7 @@ def test_one_backbone_file_serves_classifier_and_unet(tmp_path):
     path = str(tmp_path / "b.weights.h5")
     backbone.save_weights(path)
     clf = classifier_resnet50(3, input_shape=(64, 64, 3), backbone_weights=path, depths=(1, 1, 1, 1), width=8)
-    unet = unet_resnet50(input_shape=(64, 64, 3), encoder_weights=path, depths=(1, 1, 1, 1), width=8)
+    unet = unet_resnet50(input_shape=(64, 64, 3), backbone_weights=path, depths=(1, 1, 1, 1), width=8)
     for name in ("conv1", "layer2_0_bn2", "layer4_0_downsample_0"):
         ref = backbone.get_layer(name).get_weights()
         for model in (clf, unet):

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tfmedbench.errors import UserError
-from tfmedbench.pretrain import pretrain, read_sidecar, sha256_file, sidecar_path
+from tfmedbench.study.pretrain import pretrain, read_sidecar, sha256_file, sidecar_path
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
@@ -103,8 +103,8 @@ def test_pretrain_from_a_weights_file_then_fine_tune_with_it(data, tmp_path):
 
 
 def test_pretrain_cli_random_init_and_register(data, tmp_path, monkeypatch):
-    from tfmedbench.cli_study import pretrain as pretrain_cmd
-    from tfmedbench.weights import resolve_weights_path
+    from tfmedbench.cli.study import pretrain as pretrain_cmd
+    from tfmedbench.train.weights import resolve_weights_path
 
     monkeypatch.setenv("TFMEDBENCH_HOME", str(tmp_path / "home"))
     root, _ = data

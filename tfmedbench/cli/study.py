@@ -9,7 +9,7 @@ import os
 
 import click
 
-from tfmedbench.cli_options import overrides_from, run_options, runtime_kwargs
+from tfmedbench.cli.options import overrides_from, run_options, runtime_kwargs
 from tfmedbench.errors import UserError
 
 
@@ -35,7 +35,7 @@ def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, re
     Each finished run is appended to OUTPUT/results.jsonl (fsync'ed); a killed sweep re-run with
     the same command skips finished cells and restarts only the interrupted one.
     """
-    from tfmedbench import sweep
+    from tfmedbench.study import sweep
 
     data = {}
     if config_path:
@@ -88,7 +88,7 @@ def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, re
 @click.option("--format", "formats", default="png,svg", show_default=True, help="Figure formats.")
 def report(sweep_dir, output, baseline, test, correction, alpha, paper, formats):
     """Tables (Markdown, CSV) and figures (PNG, SVG) from SWEEP_DIR's results store."""
-    from tfmedbench.report import make_report
+    from tfmedbench.study.report import make_report
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
@@ -118,7 +118,7 @@ def report(sweep_dir, output, baseline, test, correction, alpha, paper, formats)
 @run_options
 def pretrain(dataset, init, output, name, seed, register, **kwargs):
     """Continual supervised pre-training (e.g. ImageNet -> CheXpert); saves a backbone for --weights."""
-    from tfmedbench.pretrain import pretrain as run_pretrain
+    from tfmedbench.study.pretrain import pretrain as run_pretrain
 
     quiet = kwargs.pop("quiet")
     overrides = overrides_from(kwargs)
@@ -152,7 +152,7 @@ def pretrain(dataset, init, output, name, seed, register, **kwargs):
 @click.option("--atol", type=float, default=1e-4, show_default=True, help="Max |export - Keras| allowed on the random-input check.")
 def export(run_dir, fmt, output, atol):
     """Export a fine-tuned run for deployment, verify it against Keras, write a model card."""
-    from tfmedbench.export import export_run
+    from tfmedbench.study.export import export_run
 
     out = export_run(run_dir, fmt, output, atol=atol)
     click.echo(f"exported {fmt}: {out['path']}")

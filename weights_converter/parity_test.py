@@ -7,7 +7,7 @@ import pytest
 
 from weights_converter import convert, parity, readers
 from weights_converter.testing import writers
-from weights_converter.tests.conftest import (
+from weights_converter.testing.harness import (
     DEPTHS, WIDTH, assert_parity, keras_backbone, random_input, torch_features,
 )
 
@@ -89,7 +89,7 @@ def test_unet_encoder_and_classifier_backbone_load_the_same_weights(reference, t
     convert.convert(path, out, depths=DEPTHS, width=WIDTH, parity=False)
     x = random_input()
     ref = torch_features(reference, x)
-    unet = unet_resnet50(input_shape=(64, 64, 3), encoder_weights=out, depths=DEPTHS, width=WIDTH)
+    unet = unet_resnet50(input_shape=(64, 64, 3), backbone_weights=out, depths=DEPTHS, width=WIDTH)
     # The encoder's layers live in the U-Net graph under their backbone names (the taps).
     got = parity.keras_features(unet, x.transpose(0, 2, 3, 1), DEPTHS)
     assert encoder_tap_names(DEPTHS)[0] == "relu"

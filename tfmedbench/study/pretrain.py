@@ -79,7 +79,7 @@ def pretrain(
 
     if register:
         _check_registrable(name)  # fail before hours of training, not after
-    from tfmedbench.weights import resolve_weights_path
+    from tfmedbench.train.weights import resolve_weights_path
 
     init_path = resolve_weights_path(init, allow_fetch=allow_fetch)
     if fit_fn is None:

@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_and_keeps_files(shenzhen, tmp_path):
 
 def worker(args, env=None, timeout=300):
     return subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "fit_worker.py"), *args],
+        [sys.executable, "-m", "tfmedbench.testing.fit_worker", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
 

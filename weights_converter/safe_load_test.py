@@ -10,7 +10,7 @@ from weights_converter import readers
 from weights_converter.errors import UnsafeFileError
 from weights_converter.safe_load import restricted_pickle_load, torch_load
 from weights_converter.testing import writers
-from weights_converter.tests.conftest import DEPTHS, WIDTH
+from weights_converter.testing.harness import DEPTHS, WIDTH
 
 
 class Payload:

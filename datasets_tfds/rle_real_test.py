@@ -11,7 +11,7 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import shared_data_dir
+
 from datasets_tfds import rle
 from datasets_tfds.siim_pneumothorax.siim_pneumothorax_dataset_builder import parse_rle_csv
 
@@ -32,8 +32,8 @@ def reference_rle2mask(code, width, height):
 
 
 @pytest.fixture(scope="module")
-def real_rows():
-    path = shared_data_dir() / RLE_FILE
+def real_rows(shared_data):
+    path = shared_data / RLE_FILE
     if not path.is_file():
         pytest.skip(f"{path} not found (set TFMEDBENCH_SHARED_DATA to the shared data folder)")
     with gzip.open(path, "rt") as handle:

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats as sps
 
-from tfmedbench import stats
-from tfmedbench.cli_study import report as report_cmd
+from tfmedbench.study import stats
+from tfmedbench.cli.study import report as report_cmd
 from tfmedbench.errors import UserError
-from tfmedbench.report import make_report
-from tfmedbench.results_store import ResultsStore
+from tfmedbench.study.report import make_report
+from tfmedbench.study.store import ResultsStore
 
 # percent scores per (task, weights): imagenet baseline, swav clearly better on TXC,
 # random clearly worse everywhere, barlow indistinguishable.

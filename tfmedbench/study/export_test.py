@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from tfmedbench.errors import UserError
-from tfmedbench.export import export_run, model_card_path, random_inputs
+from tfmedbench.study.export import export_run, model_card_path, random_inputs
 
 TINY = {"depths": (1, 1, 1, 1), "width": 8, "epochs": 1, "batch_size": 4, "test_time": "resize"}
 
@@ -74,7 +74,7 @@ def test_saved_model_export_matches_keras(runs, tmp_path):
 
 
 def test_export_refuses_what_it_cannot_verify(runs, tmp_path, monkeypatch):
-    from tfmedbench import export as export_mod
+    from tfmedbench.study import export as export_mod
 
     # a corrupted runtime output must fail the check, not pass silently
     real = export_mod._run_onnx
@@ -88,7 +88,7 @@ def test_export_refuses_what_it_cannot_verify(runs, tmp_path, monkeypatch):
 
 
 def test_export_cli(runs, tmp_path):
-    from tfmedbench.cli_study import export
+    from tfmedbench.cli.study import export
 
     result = CliRunner().invoke(
         export, [str(runs["TXC"]), "--format", "onnx", "--output", str(tmp_path / "c.onnx")]

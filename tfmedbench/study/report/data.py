@@ -7,10 +7,10 @@ import os
 
 import pandas as pd
 
-from tfmedbench import stats
+from tfmedbench.study import stats
 from tfmedbench.errors import UserError
-from tfmedbench.results_store import ResultsStore
-from tfmedbench.sweep import load_sweep_json
+from tfmedbench.study.store import ResultsStore
+from tfmedbench.study.sweep import load_sweep_json
 
 # Column order of the paper's tables (the order of the task recipes).
 TASK_ORDER = ("ECC", "DXC14", "DXC5", "TXC", "LXS", "VFS", "PXS")

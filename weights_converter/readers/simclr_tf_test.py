@@ -10,7 +10,7 @@ import pytest
 
 from weights_converter import convert, parity
 from weights_converter.testing import writers
-from weights_converter.tests.conftest import DEPTHS, WIDTH, assert_parity, keras_backbone, random_input
+from weights_converter.testing.harness import DEPTHS, WIDTH, assert_parity, keras_backbone, random_input
 
 tf = pytest.importorskip("tensorflow")
 

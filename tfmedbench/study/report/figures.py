@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from tfmedbench.report.data import METRIC_NAMES, SCALE  # noqa: E402
-from tfmedbench.report.tables import BETTER, WORSE  # noqa: E402
+from tfmedbench.study.report.data import METRIC_NAMES, SCALE  # noqa: E402
+from tfmedbench.study.report.tables import BETTER, WORSE  # noqa: E402
 
 COLORS = {
     "baseline": "#4C72B0",  # blue

@@ -1,25 +1,12 @@
-"""Shared fixtures: a tiny same-topology reference ResNet and Keras/torch feature helpers."""
+"""The converter tests' shared harness: one tiny same-topology configuration and helpers that
+compare a Keras backbone with the plain-PyTorch reference (torch is imported only when used)."""
 
 import numpy as np
-import pytest
 
-torch = pytest.importorskip("torch")
-
-from weights_converter import parity  # noqa: E402
-from weights_converter.testing import torch_resnet  # noqa: E402
+from weights_converter import parity
 
 DEPTHS = (2, 1, 2, 1)  # two blocks in stages 1 and 3: identity blocks are exercised too
 WIDTH = 8
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TFMEDBENCH_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture(scope="session")
-def reference():
-    return torch_resnet.reference_resnet(DEPTHS, WIDTH, seed=0)
 
 
 def random_input(size=64, batch=2, seed=1):
@@ -27,6 +14,8 @@ def random_input(size=64, batch=2, seed=1):
 
 
 def torch_features(model, x):
+    import torch
+
     with torch.no_grad():
         return {k: v.numpy() for k, v in model.features(torch.from_numpy(x)).items()}
 
@@ -34,7 +23,7 @@ def torch_features(model, x):
 def keras_backbone(path, depths=DEPTHS, width=WIDTH):
     from tfmedbench.models import resnet50
 
-    return resnet50(include_top=False, weights=path, depths=depths, width=width)
+    return resnet50(include_top=False, backbone_weights=path, depths=depths, width=width)
 
 
 def assert_parity(reference_feats, keras_feats, label=""):

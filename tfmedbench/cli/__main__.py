@@ -1,0 +1,3 @@
+from tfmedbench.cli.main import main
+
+main()
