@@ -27,7 +27,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import datasets_tfds  # noqa: E402,F401  (registers the builders)
-from tfmedbench.synthetic import chest_xray  # noqa: E402
+from datasets_tfds.nih_shenzhen.fake_data import chest_xray  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,8 @@
   python benchmarks/memory.py --tasks TXC,LXS --batch default   # each recipe's own batch size
 
 Each task runs in a fresh process: its builder's official-layout fixture tree (the builders' own
-test writers, sized so the train split holds at least two batches) is built with TFDS, then
+fake-data writers, `datasets_tfds.<name>.fake_data`, sized so the train split holds at least two
+batches) is built with TFDS, then
 `tfmedbench.train.fit(task, overrides={"epochs": 1, "batch_size": B})` runs with the recipe's
 image size, the full ResNet-50 / U-Net and fit's device defaults. The child reports
 `ru_maxrss` (peak RSS, the whole run: data build, model, training, TenCrop test). Fixture
@@ -28,11 +29,11 @@ sys.path.insert(0, REPO)
 
 from benchmarks.common import environment, table
 
-# task -> (builder test module, write_tree kwargs giving a train split of >= `batch`)
+# task -> (datasets_tfds module, fake_data.write_tree kwargs giving a train split of >= `batch`)
 FIXTURES = {
     "DXC14": ("chestxray14", lambda b: {"n_patients": max(12, 2 * b)}),
     "DXC5": ("chexpert", lambda b: {"n_train_patients": max(20, 3 * b)}),
-    "TXC": ("nih_shenzhen", lambda b: {"n_per_class": max(10, 2 * b)}),
+    "TXC": ("nih_shenzhen", lambda b: {"n_images": 2 * max(10, 2 * b), "size": (12, 10)}),
     "LXS": ("montgomery", lambda b: {"n_per_class": max(10, 2 * b)}),
     "VFS": ("drive", lambda b: {"n_train": max(6, 3 * b), "n_test": 2}),
     "PXS": ("siim_pneumothorax", lambda b: {}),
@@ -49,9 +50,9 @@ from benchmarks.memory import FIXTURES
 recipe = get_recipe(task)
 b = recipe.batch_size if batch == "default" else int(batch)
 module, kwargs = FIXTURES[task]
-tests = importlib.import_module(f"datasets_tfds.{{module}}.{{module}}_dataset_builder_test")
+fake_data = importlib.import_module(f"datasets_tfds.{{module}}.fake_data")
 tmp = tempfile.mkdtemp(prefix="tfmedbench-mem-")
-tests.write_tree(os.path.join(tmp, "raw"), **kwargs(b))
+fake_data.write_tree(os.path.join(tmp, "raw"), **kwargs(b))
 from tfmedbench.data import prepare
 builder = prepare.build(recipe.builder, os.path.join(tmp, "raw"), os.path.join(tmp, "tfds"), verbose=False)
 n_train = builder.info.splits["train"].num_examples

@@ -171,14 +171,16 @@ def cls_case(args):
 
     import datasets_tfds  # noqa: F401
     from tfmedbench.data import pipeline, prepare
-    from tfmedbench.synthetic import write_shenzhen_tree
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
     from tfmedbench.tasks import get_recipe
 
     n = args.n or 96
     tmp = tempfile.mkdtemp(prefix="tfmedbench-pipe-")
     try:
         t0 = time.time()
-        top = write_shenzhen_tree(os.path.join(tmp, "raw"), n_images=n, size=args.size)
+        # odd_files=False: all 8-bit grey PNGs, so the torch reader below decodes them as is.
+        folder = write_shenzhen_tree(os.path.join(tmp, "raw"), n_images=n, size=args.size,
+                                     odd_files=False)  # fmt: skip
         builder = prepare.build(
             "tfmedbench_nih_shenzhen", os.path.join(tmp, "raw"), os.path.join(tmp, "tfds"),
             verbose=False,
@@ -190,9 +192,7 @@ def cls_case(args):
         ds = pipeline.make_dataset(recipe, builder, "train", training=True, batch_size=BATCH)
         ds = limit_threads(ds, args.workers)
         prev = limit_threads(previous_pipeline(recipe, builder, BATCH), args.workers)
-        files = sorted(
-            os.path.join(top, "CXR_png", f) for f in os.listdir(os.path.join(top, "CXR_png"))
-        )[:n_train]
+        files = sorted(os.path.join(folder, f) for f in os.listdir(folder))[:n_train]
         loader = torch.utils.data.DataLoader(
             TorchClsDataset(files), batch_size=BATCH, shuffle=True, drop_last=True,
             num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
@@ -259,7 +259,7 @@ def seg_case(args):
     import torch
 
     from tfmedbench.data import pipeline
-    from tfmedbench.synthetic import chest_xray
+    from datasets_tfds.nih_shenzhen.fake_data import chest_xray
     from tfmedbench.tasks import get_recipe
 
     n = args.n or 96

@@ -1,25 +1,36 @@
-"""TFDS builders for the seven datasets of the transfer-learning benchmark.
+"""TFDS builders for the seven datasets of the transfer-learning benchmark (standalone package).
 
 `import datasets_tfds` registers every builder, so any project can
 `tfds.load("tfmedbench_drive", download_and_prepare_kwargs=...)` or run
-`tfds build --imports datasets_tfds tfmedbench_drive --manual_dir DIR`.
-Names carry the `tfmedbench_` prefix so they never clash with the TFDS catalog (which already
-has e.g. `chexpert`).
+`python -m datasets_tfds build tfmedbench_drive --manual_dir DIR` (or `tfds build --imports
+datasets_tfds tfmedbench_drive --manual_dir DIR`). The package needs TensorFlow, TFDS, Pillow and
+(for the two DICOM datasets) pydicom; it imports nothing from `tfmedbench`. Names carry the
+`tfmedbench_` prefix so they never clash with the TFDS catalog (which already has e.g.
+`chexpert`). See README.md beside this file.
+
+  BUILDERS                      TFDS builder name -> module of this package
+  DatasetError, ManualDataError the errors the builders raise (datasets_tfds.errors)
+  <module>.LABELS               label names of the multi-label builders (chestxray14, chexpert)
+  <module>.fake_data            writers of small trees in each dataset's exact official layout
 """
 
 import importlib
 
-# Benchmark task code -> (TFDS builder name, module in this package).
-TASK_BUILDERS = {
-    "TXC": ("tfmedbench_nih_shenzhen", "nih_shenzhen"),
-    "VFS": ("tfmedbench_drive", "drive"),
-    "DXC14": ("tfmedbench_chestxray14", "chestxray14"),
-    "DXC5": ("tfmedbench_chexpert", "chexpert"),
-    "LXS": ("tfmedbench_montgomery", "montgomery"),
-    "PXS": ("tfmedbench_siim_pneumothorax", "siim_pneumothorax"),
-    "ECC": ("tfmedbench_rsna_pe", "rsna_pe"),
+from datasets_tfds.errors import DatasetError, ManualDataError
+
+# TFDS builder name -> module in this package (each defines one registered builder).
+BUILDERS = {
+    "tfmedbench_nih_shenzhen": "nih_shenzhen",
+    "tfmedbench_drive": "drive",
+    "tfmedbench_chestxray14": "chestxray14",
+    "tfmedbench_chexpert": "chexpert",
+    "tfmedbench_montgomery": "montgomery",
+    "tfmedbench_siim_pneumothorax": "siim_pneumothorax",
+    "tfmedbench_rsna_pe": "rsna_pe",
 }
 
-for _name, _module in TASK_BUILDERS.values():
+for _module in BUILDERS.values():
     # Importing the module defines (and so registers) its GeneratorBasedBuilder subclass.
     importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["BUILDERS", "DatasetError", "ManualDataError"]

@@ -9,13 +9,14 @@ included, so a truncated or corrupt file fails here naming the file, not later i
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 from etils import epath
 
 from datasets_tfds.common import ManualDataError
 
-INSTALL_HINT = 'pip install "tfmedbench[dicom]"'
+INSTALL_HINT = 'pip install "tfmedbench[dicom]" (without tfmedbench: pip install pydicom)'
 
 
 def import_pydicom():
@@ -29,24 +30,79 @@ def import_pydicom():
     return pydicom
 
 
+# What one image may be, checked BEFORE pixel data is decompressed (RSNA-PE slices are 512x512
+# 16-bit, SIIM radiographs 1024x1024 8-bit): one frame of at most 8192 x 8192 x 16 bits.
+MAX_ROWS = MAX_COLUMNS = 8192
+MAX_PIXEL_BYTES = MAX_ROWS * MAX_COLUMNS * 2  # 128 MiB
+MAX_FILE_BYTES = MAX_PIXEL_BYTES + (64 << 20)  # + headers, overlays, private tags
+DEFLATED = b"1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole dataset is zlib'd
+
+
+def _check_deflated(data):
+    """A deflated dataset is inflated whole by pydicom: bound it first (2 MB can inflate to GBs)."""
+    if DEFLATED not in data[:4096]:
+        return None
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return "deflated DICOM without a file meta group length"
+    start = 144 + int.from_bytes(data[140:144], "little")
+    if DEFLATED not in data[144:start]:
+        return None  # the UID is some other element's value, not the transfer syntax
+    inflater, pending, inflated = zlib.decompressobj(-zlib.MAX_WBITS), data[start:], 0
+    try:
+        while pending and inflated <= MAX_FILE_BYTES:  # count in 16 MiB pieces, keep nothing
+            inflated += len(inflater.decompress(pending, 16 << 20))
+            pending = inflater.unconsumed_tail
+    except zlib.error as err:
+        return f"corrupt deflated dataset ({err})"
+    if inflated > MAX_FILE_BYTES:
+        return f"its deflated dataset inflates to more than {MAX_FILE_BYTES >> 20} MiB"
+    return None
+
+
+def _check_header(dataset):
+    """Refuse an image larger than MAX_PIXEL_BYTES before its pixels are decoded."""
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    frames = int(str(dataset.get("NumberOfFrames", 1) or 1).strip() or 1)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    bits = int(dataset.get("BitsAllocated", 8) or 8)
+    if frames != 1:
+        return f"{frames} frames (expected one image per file)"
+    if rows > MAX_ROWS or columns > MAX_COLUMNS or rows * columns * samples * -(-bits // 8) > MAX_PIXEL_BYTES:
+        return (f"{rows}x{columns} pixels, {samples} sample(s) of {bits} bits: larger than the "
+                f"{MAX_ROWS}x{MAX_COLUMNS} 16-bit image this reader accepts")
+    return None
+
+
 def read(path, *, builder_name="", stop_before_pixels=False):
     """Parse the DICOM file at `path` -> (pydicom Dataset, pixel array or None).
 
     The pixel array is the stored values as pydicom decodes them (signed when
     PixelRepresentation is 1), before any rescale. Any failure raises ManualDataError naming
-    `path`: not a DICOM, truncated header, pixel data shorter than Rows x Columns says, or a
-    compressed transfer syntax with no decoder installed.
+    `path`: not a DICOM, truncated header, pixel data shorter than Rows x Columns says, a
+    compressed transfer syntax with no decoder installed, or an image larger than
+    MAX_ROWS x MAX_COLUMNS x 16 bits (checked before decompressing anything).
     """
     pydicom = import_pydicom()
     prefix = f"{builder_name}: " if builder_name else ""
     try:
-        data = epath.Path(path).read_bytes()
-        dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        file_path = epath.Path(path)
+        size = file_path.stat().length
+        if size > MAX_FILE_BYTES:
+            raise ManualDataError(f"{prefix}{path}: {size:,} bytes, larger than a DICOM image can "
+                                  f"be here ({MAX_FILE_BYTES >> 20} MiB)")
+        data = file_path.read_bytes()
+        problem = _check_deflated(data)
+        dataset = None if problem else pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        problem = problem or _check_header(dataset)
+        if problem:
+            raise ManualDataError(f"{prefix}{path}: refused: {problem}")
         pixels = None if stop_before_pixels else dataset.pixel_array
+    except ManualDataError:
+        raise
     except Exception as err:  # pydicom raises many types (InvalidDicomError, EOFError, ...)
         raise ManualDataError(
             f"{prefix}corrupt, truncated or unreadable DICOM {path}: "
-            f"{type(err).__name__}: {err}"
+            f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
         ) from err
     if pixels is not None and pixels.ndim != 2:
         raise ManualDataError(

@@ -14,7 +14,8 @@ import pytest
 
 from datasets_tfds.chestxray14 import chestxray14_dataset_builder as cxr14
 from datasets_tfds.chexpert import chexpert_dataset_builder as chexpert
-from tfmedbench.tasks import CHESTXRAY14_LABELS, CHEXPERT_LABELS
+
+CHESTXRAY14_LABELS, CHEXPERT_LABELS = cxr14.LABELS, chexpert.LABELS
 
 
 def _labels_dir():
@@ -112,3 +113,32 @@ def test_chexpert_patient_level_split(chexpert_entries):
     patients = {k: {e.patient_id for e in v} for k, v in parts.items()}
     assert len(patients["train"]) == 61_313 and len(patients["validation"]) == 3_227
     assert not patients["train"] & patients["validation"]
+
+
+def test_paper_split_lists_agree_with_the_label_file(cxr14_entries):
+    """The paper's Xray14_*_official.txt (not redistributed: set TFMEDBENCH_PAPER_LISTS to the
+    folder holding them) against Data_Entry_2017_v2020.csv, with the checks paper_split runs."""
+    from datasets_tfds import split_lists
+
+    folder = os.environ.get("TFMEDBENCH_PAPER_LISTS")
+    if not folder:
+        pytest.skip("set TFMEDBENCH_PAPER_LISTS to a folder holding the paper's split lists")
+    lists, digests = {}, {}
+    for split, name in cxr14.PAPER_LISTS.items():
+        path = Path(folder, name)
+        entries, digests[name] = split_lists.read_list(path, cxr14.parse_list_line,
+                                                       builder_name="test")  # fmt: skip
+        lists[split] = (path, entries)
+    parts = split_lists.check_lists(lists, {e.image_index: e.labels for e in cxr14_entries},
+                                    builder_name="test", labels_from="the CSV")  # fmt: skip
+    assert {k: len(v) for k, v in parts.items()} == {
+        "train": 75_312, "validation": 11_212, "test": 25_596
+    }  # fmt: skip
+    assert digests == cxr14.PAPER_SHA256
+    patient = {e.image_index: e.patient_id for e in cxr14_entries}
+    patients = {k: {patient[n] for n in v} for k, v in parts.items()}
+    assert {k: len(v) for k, v in patients.items()} == {
+        "train": 24_342, "validation": 3_666, "test": 2_797
+    }  # fmt: skip
+    assert not (patients["train"] & patients["validation"] or patients["train"] & patients["test"]
+                or patients["validation"] & patients["test"])  # fmt: skip

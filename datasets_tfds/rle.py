@@ -12,13 +12,44 @@ loops so the 12,954-row file decodes in seconds.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 EMPTY = "-1"
+_DIGITS = re.compile(r"[0-9\s]*")  # ASCII digits and whitespace only: non-negative integers
 
 
 def is_empty(rle: str) -> bool:
     return rle.strip() == EMPTY
+
+
+def runs(rle: str, height: int, width: int):
+    """Validated (offsets, lengths) of an RLE string, as exact Python integers.
+
+    Every check happens here, on Python ints, before any numpy arithmetic: values near 2**63
+    would wrap around in int64 (a run "ending" before it starts passes a bounds check, and
+    `np.repeat` then writes out of bounds), and huge values overflow numpy conversions.
+    Raises ValueError (quoting the start of the string) on a non-integer token, an odd number
+    of values, a negative offset, a non-positive length, or a run past the image.
+    """
+    tokens = rle.split()
+    if not (rle.isascii() and _DIGITS.fullmatch(rle)):
+        if rle.isascii() and all(t.lstrip("-").isdigit() for t in tokens):
+            raise ValueError(f"RLE has a negative offset or a non-positive length: {_quote(rle)}")
+        raise ValueError(f"RLE has a non-integer value: {_quote(rle)}")
+    if not tokens or len(tokens) % 2:
+        raise ValueError(f"RLE needs (offset, length) pairs, got {len(tokens)} values: {_quote(rle)}")
+    if max(map(len, tokens)) > 19:  # past any image; and int() of a 10**6-digit string is slow
+        raise ValueError(f"RLE has a value past the {height}x{width} image: {_quote(rle)}")
+    values = list(map(int, tokens))
+    offsets, lengths = values[0::2], values[1::2]
+    if min(offsets) < 0 or min(lengths) <= 0:
+        raise ValueError(f"RLE has a negative offset or a non-positive length: {_quote(rle)}")
+    last_pixel = sum(values)  # exact: the end of the last run
+    if last_pixel > height * width:
+        raise ValueError(f"RLE runs to pixel {last_pixel}, past the {height}x{width} image: {_quote(rle)}")
+    return offsets, lengths
 
 
 def decode(rle: str, height: int, width: int) -> np.ndarray:
@@ -26,30 +57,17 @@ def decode(rle: str, height: int, width: int) -> np.ndarray:
 
     Raises ValueError (quoting the start of the string) on anything the reference decoder would
     silently mis-read: an odd number of values, a negative offset, a non-positive length, or a
-    run past the last pixel.
+    run past the last pixel (see `runs`, which validates with exact integers first).
     """
     mask = np.zeros((height, width), dtype=np.uint8)
     if is_empty(rle):
         return mask
-    try:
-        values = np.array(rle.split(), dtype=np.int64)
-    except ValueError:
-        raise ValueError(f"RLE has a non-integer value: {_quote(rle)}") from None
-    if values.size == 0 or values.size % 2:
-        raise ValueError(
-            f"RLE needs (offset, length) pairs, got {values.size} values: {_quote(rle)}"
-        )
-    offsets, lengths = values[0::2], values[1::2]
-    if (offsets < 0).any() or (lengths <= 0).any():
-        raise ValueError(f"RLE has a negative offset or a non-positive length: {_quote(rle)}")
+    offsets, lengths = runs(rle, height, width)
+    # All values are now known to be within [0, height * width]: int64 arithmetic is exact.
+    offsets, lengths = np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.int64)
     # Run i starts at sum(offsets[:i+1]) + sum(lengths[:i]); so the k-th foreground pixel overall
     # (counting across runs) sits at cumsum(offsets)[its run] + k: every index, no Python loop.
     offset_sums = np.cumsum(offsets)
-    last_pixel = offset_sums[-1] + lengths.sum()
-    if last_pixel > height * width:
-        raise ValueError(
-            f"RLE runs to pixel {last_pixel}, past the {height}x{width} image: {_quote(rle)}"
-        )
     pixels = np.repeat(offset_sums, lengths) + np.arange(lengths.sum())
     # Column-major numbering: pixel p is row p % height of column p // height (the reference
     # fills a flat array, reshapes it to (width, height) and transposes).

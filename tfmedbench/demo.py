@@ -1,19 +1,19 @@
 """`tfmedbench demo`: the whole path on synthetic data, no downloads.
 
-Writes a synthetic dataset in the exact raw layout of NIH Shenzhen, builds it with the same TFDS
-builder real data uses, fine-tunes a full-size ResNet-50 (random init: no network, so no
-pre-trained weights) for a few epochs at reduced resolution, and evaluates with the recipe's
-test-time TenCrop.
+Writes a synthetic dataset in the exact raw layout of NIH Shenzhen (the builder's own fake-data
+writer, `datasets_tfds.nih_shenzhen.fake_data`: "TB" images carry bright blotches in the upper
+lung fields), builds it with the same TFDS builder real data uses, fine-tunes a full-size
+ResNet-50 (random init: no network, so no pre-trained weights) for a few epochs at reduced
+resolution, and evaluates with the recipe's test-time TenCrop.
 """
 
 from __future__ import annotations
 
 import os
 
-from tfmedbench.synthetic import write_shenzhen_tree
-
 
 def run_demo(workdir, images=240, epochs=4, image_size=96, seed=0, verbose=1):
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
     from tfmedbench.train import fit
 
     workdir = os.path.abspath(workdir)

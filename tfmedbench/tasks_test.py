@@ -1,7 +1,8 @@
 import pytest
 
 from tfmedbench.errors import UserError
-from tfmedbench.tasks import CHESTXRAY14_LABELS, RECIPES, get_recipe
+from datasets_tfds.chestxray14 import LABELS as CHESTXRAY14_LABELS
+from tfmedbench.tasks import RECIPES, get_recipe
 
 
 def test_seven_tasks_with_paper_settings():

@@ -48,6 +48,18 @@ def _have_torch():
     return True
 
 
+TORCH_FREE_FORMATS = ("simclr-tf", "byol")  # read with TF / the guarded unpickler
+
+
+def require_torch_for(record):
+    """Fail before downloading hundreds of MB that cannot be converted here."""
+    if record.format not in TORCH_FREE_FORMATS and not _have_torch():
+        from weights_converter.safe_load import INSTALL_CONVERT
+
+        raise UserError(f"weights '{record.name}' are a PyTorch checkpoint; converting it needs "
+                        f"torch: {INSTALL_CONVERT}")
+
+
 def _convert(src, out, fmt, name, depths, width, normalization=None):
     from weights_converter.convert import convert
 
@@ -200,6 +212,7 @@ def fetch_name(name, force=False, progress=True, url_override=None,
     out = converted_path(record.name)
     if os.path.exists(out) and not force:
         return out
+    require_torch_for(record)
     folder = downloads_dir(record.name)
     os.makedirs(folder, exist_ok=True)
     paths = None if force else _located_sources(record)
@@ -213,7 +226,9 @@ def fetch_name(name, force=False, progress=True, url_override=None,
             url = url_override(spec) if url_override else spec.url
             try:
                 digest = download(url, dest, spec.sha256 or recorded.get(spec.filename),
-                                  spec.sha256_prefix, progress=progress)
+                                  spec.sha256_prefix, progress=progress,
+                                  size=spec.size,
+                                  max_bytes=registry.size_limit(record, spec))
             except OfflineError as err:
                 raise UserError(f"{err}. {offline_message(record)}") from None
             _record_digest(folder, spec.filename, digest)

@@ -49,13 +49,18 @@ def fetch_weights(name, force):
 @click.option("--width", default=64, type=int, hidden=True, help="Stem width (tiny test nets).")
 def convert(src, fmt, out, name, depths, width):
     """Convert a local checkpoint SRC to a Keras backbone .weights.h5 and prove parity."""
+    from weights_converter import api
     from weights_converter import convert as conv
+    from weights_converter.safe_load import INSTALL_CONVERT
 
     if not os.path.exists(src) and not os.path.exists(src + ".index"):
         raise click.BadParameter(f"{src}: no such file", param_hint="SRC")
     depths = tuple(int(d) for d in depths.split(","))
-    report = conv.convert(src, out, fmt=fmt, name=name, depths=depths, width=width)
+    have_torch = api._have_torch()  # noqa: SLF001 -- the parity check needs torch
+    report = conv.convert(src, out, fmt=fmt, name=name, depths=depths, width=width, parity=have_torch)
     click.echo(conv.format_report(report))
+    if not have_torch:
+        click.echo(f"parity      skipped: the PyTorch reference needs torch: {INSTALL_CONVERT}")
     click.echo(f"wrote {out} (+ {os.path.basename(out)}.json)")
     if report.get("parity") and not report["parity"]["passed"]:
         raise click.ClickException("parity check FAILED: the converted backbone does not match")

@@ -28,6 +28,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.files.get(self.path.split("?")[0], PAYLOAD)
         rng = self.headers.get("Range")
         Handler.ranges.append((self.path, rng))
+        if self._hostile(body, rng):
+            return
         if rng and not self.path.startswith("/norange"):
             start = int(rng.split("=")[1].rstrip("-"))
             self.send_response(206)
@@ -42,6 +44,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 3])  # connection drops mid-file
             return
         self.wfile.write(body)
+
+
+    def _hostile(self, body, rng):
+        """Misbehaving servers: no Content-Length, an HTML page, 206 replies for another range."""
+        if self.path.startswith("/nolength"):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)  # HTTP/1.0: the body ends when the connection closes
+        elif self.path.startswith("/html"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(b"<!DOCTYPE html><html>Sign in</html>")
+        elif rng and self.path.startswith(("/bad206", "/norange206")):
+            self.send_response(206)  # claims a partial reply, but sends the file from byte 0
+            if self.path.startswith("/bad206"):
+                self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            return False
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +184,55 @@ def test_register_local_weights(tmp_path):
     path.unlink()
     with pytest.raises(UserError, match="no longer exists"):
         api.resolve_name("my-cxr")
+
+
+def test_body_without_length_is_cut_at_the_cap_and_deleted(server, tmp_path):
+    dest = str(tmp_path / "n.bin")
+    with pytest.raises(fetch.DownloadError, match=r"more than 1,048,576 bytes and still going"):
+        fetch.download(f"{server}/nolength.bin", dest, progress=False, max_bytes=1 << 20)
+    assert os.listdir(tmp_path) == []
+    assert fetch.download(f"{server}/nolength.bin", dest, sha256=SHA, progress=False) == SHA  # default cap
+
+
+def test_content_length_above_the_cap_is_refused_before_reading(server, tmp_path):
+    dest = str(tmp_path / "f.bin")
+    open(dest + ".part", "wb").write(PAYLOAD[:1000])  # a partial file of a wrong, oversized file
+    with pytest.raises(fetch.DownloadError, match=rf"offers {len(PAYLOAD):,} bytes, more than the 1,048,576"):
+        fetch.download(f"{server}/f.bin", dest, progress=False, max_bytes=1 << 20)
+    assert os.listdir(tmp_path) == []
+
+
+def test_pinned_size_must_match(server, tmp_path):
+    dest = str(tmp_path / "f.bin")
+    with pytest.raises(fetch.DownloadError, match=rf"offers {len(PAYLOAD):,} bytes, but the published file has {len(PAYLOAD) + 1:,}"):
+        fetch.download(f"{server}/f.bin", dest, progress=False, size=len(PAYLOAD) + 1)
+    with pytest.raises(fetch.DownloadError, match=rf"more than {len(PAYLOAD) - 1:,} bytes"):  # no length: cut at the pin
+        fetch.download(f"{server}/nolength.bin", dest, progress=False, size=len(PAYLOAD) - 1)
+    assert os.listdir(tmp_path) == []
+    assert fetch.download(f"{server}/f.bin", dest, progress=False, size=len(PAYLOAD)) == SHA
+
+
+def test_html_page_is_refused(server, tmp_path):
+    with pytest.raises(fetch.DownloadError, match="an HTML page, not the file"):
+        fetch.download(f"{server}/html/resnet50.pth", str(tmp_path / "r.pth"), progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("path", ["/bad206.bin", "/norange206.bin"])
+def test_206_for_another_range_restarts_from_zero(server, tmp_path, path):
+    """Appending a 206 that does not start at the .part size would corrupt the file."""
+    dest = str(tmp_path / "r.bin")
+    open(dest + ".part", "wb").write(PAYLOAD[:5000])
+    Handler.ranges.clear()
+    assert fetch.download(f"{server}{path}", dest, sha256=SHA, progress=False) == SHA
+    assert open(dest, "rb").read() == PAYLOAD
+    assert Handler.ranges == [(path, "bytes=5000-"), (path, None)]  # refused the 206, asked again
+
+
+def test_registry_bounds_every_download():
+    imagenet = registry.lookup("imagenet")
+    assert imagenet.files[0].size == 102_502_400  # published (the 2017 torchvision file)
+    assert registry.size_limit(imagenet, imagenet.files[0]) == 102_502_400
+    for record in registry.RECORDS:
+        for spec in record.files + record.alternatives:
+            assert 90 << 20 <= registry.size_limit(record, spec) <= fetch.MAX_DOWNLOAD_BYTES, record.name

@@ -4,6 +4,10 @@ URLs are the ones the authors (or the benchmark's README, for files the authors 
 console link) publish. sha256 is recorded only where it is published -- torchvision's file names
 carry the first 8 hex digits of the sha256 -- otherwise None: `weights fetch` then records the
 digest of the first download next to the file and verifies every later download against it.
+
+Sizes bound every download (`size_limit`): the exact size where it is known (torchvision's
+resnet50-19c8e357.pth is 102,502,400 bytes), else an upper bound per format, from what a
+ResNet-50 release of that format holds (float32: 25.6 M parameters with the fc = 98 MiB).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class SourceFile:
     filename: str  # the original file name
     sha256: str | None = None
     sha256_prefix: str | None = None  # torchvision publishes the first 8 hex digits
+    size: int | None = None  # exact size in bytes, where known; else FORMAT_MAX_BYTES bounds it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,27 @@ class Record:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+MiB = 1 << 20
+# Upper bound of one source file per format: what the release holds, with ~2x headroom.
+FORMAT_MAX_BYTES = {
+    "torchvision": 256 * MiB,  # the state dict alone: 98 MiB
+    "barlow": 256 * MiB,  # backbone only
+    "swav": 512 * MiB,  # + projection head and prototypes
+    "moco": 1024 * MiB,  # query + key encoders, queue, optimizer state: ~350 MiB
+    "inat2021": 1024 * MiB,  # 10000-way fc (+80 MiB) and optimizer state
+    "benchmark": 1024 * MiB,  # model + optimizer state
+    "pycontrast": 2048 * MiB,  # + EMA model and the 1.28 M x 128 memory bank (625 MiB)
+    "byol": 2048 * MiB,  # online + target params, LARS state
+    "simclr-tf": 2048 * MiB,  # checkpoint + Momentum slots (+ TF-Hub export in the v1 zip)
+    "simclr-torch": 1024 * MiB,
+}
+
+
+def size_limit(record, spec):
+    """The most bytes `spec` (a file of `record`) may have: exact size, else the format's bound."""
+    return spec.size or FORMAT_MAX_BYTES.get(record.format, 2048 * MiB)
 
 
 def _fair(path, filename=None):
@@ -74,7 +100,7 @@ RECORDS = (
     Record(
         "imagenet", "Supervised ImageNet (torchvision)", "supervised", "torchvision",
         files=(SourceFile("https://download.pytorch.org/models/resnet50-19c8e357.pth",
-                          "resnet50-19c8e357.pth", sha256_prefix="19c8e357"),),
+                          "resnet50-19c8e357.pth", sha256_prefix="19c8e357", size=102_502_400),),
         alternatives=(SourceFile("https://download.pytorch.org/models/resnet50-0676ba61.pth",
                                  "resnet50-0676ba61.pth", sha256_prefix="0676ba61"),),
         aliases=("supervised", "imagenet-supervised"),

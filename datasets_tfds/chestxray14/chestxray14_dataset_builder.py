@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import csv
-from typing import NamedTuple
 import logging
+import re
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from datasets_tfds import common
-from tfmedbench.tasks import CHESTXRAY14_LABELS
+from datasets_tfds import common, split_lists
+from datasets_tfds.local_build import LocalBuild
 
 log = logging.getLogger(__name__)
 
+# The 14 findings, in the order of the `labels` feature (and of the paper's split lists).
+LABELS = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
+    "Hernia",
+)  # fmt: skip
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")  # first found wins
 NO_FINDING = "No Finding"
-_LABEL_INDEX = {name: i for i, name in enumerate(CHESTXRAY14_LABELS)}
+_LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
+_IMAGE_NAME_RE = re.compile(r"^\d{8}_\d{3}\.png$")
+PAPER_LISTS = {
+    "train": "Xray14_train_official.txt",
+    "validation": "Xray14_val_official.txt",
+    "test": "Xray14_test_official.txt",
+}
+# SHA-256 of the lists published with the paper (75,312 / 11,212 / 25,596 lines).
+PAPER_SHA256 = {
+    "Xray14_train_official.txt": "60cc170f312a2301e5c9a8860fe36437e0ee632b4da8a890b855a669fe3069f4",
+    "Xray14_val_official.txt": "4ea551a628d287bbe19f474408975acfbee98437245956531101cbdab5c4c090",
+    "Xray14_test_official.txt": "7fa6a1865c16b416ed0cd96954fbbb3945f8ea20c39c22521e068859cda4c7cf",
+}
 
 _EXPECTED_TREE = """\
 CXR8/                              (optional level; any name, or pass the folder itself)
@@ -32,7 +51,7 @@ class Entry(NamedTuple):
     """One row of Data_Entry_2017*.csv."""
 
     image_index: str
-    labels: tuple  # 14 ints in {0, 1}, order of CHESTXRAY14_LABELS
+    labels: tuple  # 14 ints in {0, 1}, order of LABELS
     patient_id: int
     age: int
     sex: str
@@ -60,7 +79,7 @@ def parse_data_entry(lines, source="Data_Entry_2017.csv"):
             raise ValueError(f"{where}: duplicate image")
         seen.add(name)
         findings = [f.strip() for f in row["Finding Labels"].split("|")]
-        labels = [0] * len(CHESTXRAY14_LABELS)
+        labels = [0] * len(LABELS)
         for finding in findings:
             if finding == NO_FINDING:
                 if len(findings) > 1:
@@ -119,7 +138,16 @@ def split_entries(entries, seed, train_val=None, test=None, validation_fraction=
     }
 
 
-class TfmedbenchChestxray14(tfds.core.GeneratorBasedBuilder):
+def parse_list_line(line):
+    """`00000010_000.png 0 0 0 1 0 0 0 0 0 0 0 0 0 0` -> (name, 14 labels in LABELS order)."""
+    fields = line.split()
+    if (len(fields) != 1 + len(LABELS) or not _IMAGE_NAME_RE.match(fields[0])
+            or any(f not in ("0", "1") for f in fields[1:])):  # fmt: skip
+        raise ValueError("expected '<########_###.png>' and 14 labels 0/1, separated by spaces")
+    return fields[0], tuple(int(f) for f in fields[1:])
+
+
+class TfmedbenchChestxray14(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """NIH ChestX-ray14 with patient-disjoint train/validation/test splits."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -127,6 +155,21 @@ class TfmedbenchChestxray14(tfds.core.GeneratorBasedBuilder):
         "1.0.0": "Initial release: official test list; validation = seeded 10% of train_val "
         "patients."
     }
+    BUILDER_CONFIGS = [
+        split_lists.SplitConfig(
+            name="default",
+            description="Official test list (or a seeded patient-level 80/20 without it); "
+            "validation = seeded 10% of the train_val patients.",
+        ),
+        split_lists.SplitConfig(
+            name="paper_split",
+            description="The paper's split (75,312/11,212/25,596): Xray14_{train,val,test}_"
+            "official.txt of the original code, read from the manual dir.",
+            lists=PAPER_LISTS,
+            sha256=PAPER_SHA256,
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "default"
     SPLIT_SEED = 2021  # part of the dataset version
     VALIDATION_FRACTION = 0.1
     EXPECTED_TREE = _EXPECTED_TREE
@@ -135,7 +178,10 @@ tfmedbench_chestxray14: download the NIH ChestX-ray14 release
 (https://nihcc.app.box.com/v/ChestXray-NIHCC): Data_Entry_2017_v2020.csv, train_val_list.txt,
 test_list.txt and images_001.tar.gz ... images_012.tar.gz; extract the archives (each holds
 images/) and pass the folder as --manual_dir. Expected tree:
-{_EXPECTED_TREE}"""
+{_EXPECTED_TREE}
+Config `paper_split` (the paper's split) also reads Xray14_train_official.txt,
+Xray14_val_official.txt and Xray14_test_official.txt from {split_lists.SOURCE} ;
+put them beside Data_Entry_2017*.csv (or in the manual dir)."""
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -144,7 +190,7 @@ images/) and pass the folder as --manual_dir. Expected tree:
                     "image": tfds.features.Image(
                         shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
                     ),
-                    # Multi-hot in tfmedbench.tasks.CHESTXRAY14_LABELS order; "No Finding" = zeros.
+                    # Multi-hot in LABELS order; "No Finding" = zeros.
                     "labels": tfds.features.Tensor(shape=(14,), dtype=np.uint8),
                     "image_id": tfds.features.Text(),
                     "patient_id": tfds.features.Scalar(dtype=np.int32),
@@ -155,6 +201,7 @@ images/) and pass the folder as --manual_dir. Expected tree:
             ),
             supervised_keys=("image", "labels"),
             homepage="https://nihcc.app.box.com/v/ChestXray-NIHCC",
+            metadata=tfds.core.MetadataDict(),  # paper_split: which lists the build read
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -180,6 +227,17 @@ images/) and pass the folder as --manual_dir. Expected tree:
         unlabelled = len(images) - len(entries)
         if unlabelled:
             log.warning("%s: %d image(s) without a label row ignored", self.name, unlabelled)
+        if self.builder_config.lists:
+            parts = self._paper_split(dl_manager, root, entries, label_file)
+        else:
+            parts = self._official_or_seeded_split(root, entries)
+        return {
+            name: self._generate_examples([(e, images[e.image_index]) for e in part])
+            for name, part in parts.items()
+        }
+
+    def _official_or_seeded_split(self, root, entries):
+        """{split: [Entry]}: test = test_list.txt if given (else a seeded 20% of patients)."""
         lists = [root / "train_val_list.txt", root / "test_list.txt"]
         if lists[0].exists() != lists[1].exists():
             raise common.ManualDataError(
@@ -188,15 +246,25 @@ images/) and pass the folder as --manual_dir. Expected tree:
         train_val = test = None
         if lists[0].exists():
             train_val, test = (p.read_text().split() for p in lists)
-        parts = self._checked(
+        return self._checked(
             lambda: split_entries(
                 entries, self.SPLIT_SEED, train_val, test, self.VALIDATION_FRACTION
             )
         )
-        return {
-            name: self._generate_examples([(e, images[e.image_index]) for e in part])
-            for name, part in parts.items()
-        }
+
+    def _paper_split(self, dl_manager, root, entries, label_file):
+        """{split: [Entry]} from the paper's lists, checked against the label file."""
+        manual_dir = common.manual_dir_of(
+            dl_manager, builder_name=self.name, expected_tree=_EXPECTED_TREE
+        )
+        parts, metadata = split_lists.read_checked(
+            manual_dir, root, self.builder_config, parse_list_line,
+            {e.image_index: e.labels for e in entries},
+            builder_name=self.name, labels_from=label_file.name,
+        )  # fmt: skip
+        self.info.metadata.update(metadata)
+        by_name = {e.image_index: e for e in entries}
+        return {split: [by_name[name] for name in names] for split, names in parts.items()}
 
     def _generate_examples(self, pairs):
         for entry, path in pairs:

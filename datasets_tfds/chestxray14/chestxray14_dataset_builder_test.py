@@ -6,66 +6,42 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-from datasets_tfds import testing
 from PIL import Image
 
-from datasets_tfds import common
+from datasets_tfds import common, testing
 from datasets_tfds.chestxray14 import chestxray14_dataset_builder as cxr14
+from datasets_tfds.chestxray14 import fake_data
 
-HEADER = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
-)
-FINDINGS = ["No Finding", "Cardiomegaly|Emphysema", "Hernia", "Effusion|Infiltration|Mass"]
+HEADER = fake_data.HEADER
+write_tree = fake_data.write_tree
+# Paper-style lists over 12 patients: 8 train, 2 validation, 2 test (not the official-list split).
+PAPER_PATIENTS = {"train": range(1, 9), "validation": (9, 10), "test": (11, 12)}
 
 
-def write_tree(root, n_patients=12, archive_layout=True, lists=True):
-    """2 images per patient; the v2020 CSV; official lists with patients 1-3 as test."""
-    root = Path(root)
-    rng = np.random.default_rng(0)
-    rows, names = [], []
-    for patient in range(1, n_patients + 1):
-        for follow_up in range(2):
-            name = f"{patient:08d}_{follow_up:03d}.png"
-            names.append(name)
-            archive = 1 + (patient - 1) * 2 // n_patients  # images_001, images_002
-            folder = root / (f"images_{archive:03d}/images" if archive_layout else "images")
-            folder.mkdir(parents=True, exist_ok=True)
-            grey = rng.integers(0, 256, (16, 12), dtype=np.uint8)
-            if patient == 5 and follow_up == 1:  # NIH ships a few RGBA PNGs
-                Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 255)])).save(
-                    folder / name
-                )
-            else:
-                Image.fromarray(grey).save(folder / name)
-            finding = FINDINGS[(patient + follow_up) % len(FINDINGS)]
-            view = "PA" if patient % 2 else "AP"
-            sex = "M" if patient % 3 else "F"
-            rows.append(
-                f"{name},{finding},{follow_up},{patient},{40 + patient},{sex},{view},"
-                f"2500,2048,0.143,0.143\n"
-            )
-    (root / "Data_Entry_2017_v2020.csv").write_text(HEADER + "".join(rows))
-    if lists:
-        test = [n for n in names if int(n[:8]) <= 3]
-        (root / "test_list.txt").write_text("\n".join(test) + "\n")
-        (root / "train_val_list.txt").write_text(
-            "\n".join(n for n in names if n not in test) + "\n"
-        )
+def write_tree_with_lists(root):
+    root = write_tree(Path(root) / "CXR8")
+    fake_data.write_paper_lists(root, root / "Data_Entry_2017_v2020.csv", PAPER_PATIENTS)
     return root
 
 
 class ChestXray14BuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = cxr14.TfmedbenchChestxray14
+    BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
     # Official lists: test = patients 1-3 (6 images); validation = 1 of the 9 other patients.
     SPLITS = {"train": 16, "validation": 2, "test": 6}
 
     WRITE_TREE = staticmethod(lambda root: write_tree(Path(root) / "CXR8"))
 
 
-def _build(manual_dir, data_dir):
-    return testing.build(cxr14.TfmedbenchChestxray14, manual_dir, data_dir)
+class ChestXray14PaperSplitBuilderTest(ChestXray14BuilderTest):
+    BUILDER_CONFIG_NAMES_TO_TEST = ["paper_split"]
+    SPLITS = {"train": 16, "validation": 4, "test": 4}  # 2 images per listed patient
+
+    WRITE_TREE = staticmethod(write_tree_with_lists)
+
+
+def _build(manual_dir, data_dir, config=None):
+    return testing.build(cxr14.TfmedbenchChestxray14, manual_dir, data_dir, config)
 
 
 def _examples(builder):
@@ -145,3 +121,40 @@ def test_missing_label_file(tmp_path):
         common.ManualDataError, match="(?s)tfmedbench_chestxray14.*Data_Entry_2017_v2020.csv or"
     ):
         _build(root, tmp_path / "data")
+
+
+def test_paper_split_follows_the_lists_and_is_recorded(tmp_path):
+    root = write_tree(tmp_path / "raw", lists=False)
+    lists = fake_data.write_paper_lists(tmp_path / "raw", root / "Data_Entry_2017_v2020.csv",
+                                        PAPER_PATIENTS)  # fmt: skip
+    builder = _build(root, tmp_path / "data", config="paper_split")
+    for split, part in _examples(builder).items():
+        assert sorted(ex["image_id"].decode() for ex in part) == sorted(lists[split])
+    info = tfds.builder("tfmedbench_chestxray14/paper_split", data_dir=tmp_path / "data").info
+    assert info.config_name == "paper_split"
+    assert sorted(info.metadata["split_lists"]) == sorted(cxr14.PAPER_LISTS.values())
+    assert info.metadata["split_lists_as_published"] is False
+
+
+def test_paper_list_label_disagreeing_with_the_label_file_is_refused(tmp_path):
+    root = write_tree(tmp_path / "raw")
+
+    def flip_hernia(name, labels):  # 00000002_000.png is a Hernia in the CSV
+        return labels[:-1] + (1 - labels[-1],) if name == "00000002_000.png" else labels
+
+    fake_data.write_paper_lists(root, root / "Data_Entry_2017_v2020.csv", PAPER_PATIENTS,
+                                label_of=flip_hernia)  # fmt: skip
+    message = (r"Xray14_train_official.txt line 3: labels 0 0 0 0 0 0 0 0 0 0 0 0 0 0 of "
+               r"00000002_000.png disagree with Data_Entry_2017_v2020.csv \(0 0 0 0 0 0 0 0 0 0 "
+               r"0 0 0 1\); refusing")  # fmt: skip
+    with pytest.raises(common.ManualDataError, match=message):
+        _build(root, tmp_path / "data", config="paper_split")
+
+
+def test_paper_list_grammar():
+    name, labels = cxr14.parse_list_line("00000010_000.png 0 0 0 1 0 0 0 0 0 0 0 0 0 0")
+    assert name == "00000010_000.png" and labels == (0, 0, 0, 1) + (0,) * 10
+    for bad in ("00000010_000.png 0 0 0 1", "00000010_000.png" + " 2" * 14,
+                "../00000010_000.png" + " 0" * 14, "00000010_000.png" + " 0" * 15):  # fmt: skip
+        with pytest.raises(ValueError, match="14 labels"):
+            cxr14.parse_list_line(bad)

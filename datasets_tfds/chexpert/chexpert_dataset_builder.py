@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import csv
-from typing import NamedTuple
 import re
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds import common
-from tfmedbench.tasks import CHEXPERT_LABELS
+from datasets_tfds.local_build import LocalBuild
+
+# The 14 observations in the order of the CSV columns (and of the `labels` feature).
+LABELS = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
+    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
+    "Pleural Other", "Fracture", "Support Devices",
+)  # fmt: skip
 
 # Raw label encoding stored per observation (the adapter applies the uncertainty policy).
 POSITIVE, NEGATIVE, UNCERTAIN, BLANK = 1, 0, -1, -2
 _CELL = {"1.0": POSITIVE, "1": POSITIVE, "0.0": NEGATIVE, "0": NEGATIVE, "-1.0": UNCERTAIN,
          "-1": UNCERTAIN, "": BLANK}  # fmt: skip
-_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + tuple(CHEXPERT_LABELS)
+_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + LABELS
 _PATH_RE = re.compile(r"^[^/]+/(train|valid)/patient(\d+)/(study\d+)/([^/]+\.jpg)$")
 
 _EXPECTED_TREE = """\
@@ -37,7 +44,7 @@ class Entry(NamedTuple):
     age: int
     frontal: bool
     ap_pa: str  # "AP", "PA", "LL", "RL" or "" (lateral views have none)
-    labels: tuple  # 14 ints in {1, 0, -1, -2}, CHEXPERT_LABELS order
+    labels: tuple  # 14 ints in {1, 0, -1, -2}, LABELS order
 
 
 def parse_chexpert_csv(lines, source="train.csv"):
@@ -81,7 +88,7 @@ def split_train(entries, seed, validation_fraction):
     return {name: [e for e in entries if e.image_id in ids] for name, ids in parts.items()}
 
 
-class TfmedbenchChexpert(tfds.core.GeneratorBasedBuilder):
+class TfmedbenchChexpert(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """CheXpert v1.0 (small or full) with raw 4-state labels; test = official validation set."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -106,7 +113,7 @@ it (or the dataset folder itself) as --manual_dir. Expected tree:
                     "image": tfds.features.Image(
                         shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
                     ),
-                    # CHEXPERT_LABELS order; 1 positive, 0 negative, -1 uncertain, -2 blank.
+                    # LABELS order; 1 positive, 0 negative, -1 uncertain, -2 blank.
                     "labels": tfds.features.Tensor(shape=(14,), dtype=np.int8),
                     "frontal": tfds.features.Scalar(dtype=np.bool_),
                     "ap_pa": tfds.features.Text(),

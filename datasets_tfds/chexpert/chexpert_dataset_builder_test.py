@@ -1,51 +1,18 @@
 """Tests of tfmedbench_chexpert on a generated CheXpert-v1.0-small tree."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-from datasets_tfds import testing
 from PIL import Image
 
-from datasets_tfds import common
+from datasets_tfds import common, testing
 from datasets_tfds.chexpert import chexpert_dataset_builder as chexpert
-from tfmedbench.tasks import CHEXPERT_LABELS
+from datasets_tfds.chexpert import fake_data
 
-TOP = "CheXpert-v1.0-small"
-HEADER = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS) + "\n"
-CELLS = ("1.0", "0.0", "-1.0", "")
-
-
-def _cells(seed):
-    return [CELLS[(seed + i) % 4] for i in range(len(CHEXPERT_LABELS))]
-
-
-def write_tree(root, n_train_patients=20, top=TOP):
-    """train: a frontal + a lateral view per patient; valid: patients 64541 (2) and 64542 (1)."""
-    base = Path(root, top)
-    rng = np.random.default_rng(0)
-    rows = {"train": [], "valid": []}
-    plan = [("train", p, 2) for p in range(1, n_train_patients + 1)]
-    plan += [("valid", 64541, 2), ("valid", 64542, 1)]
-    for split, patient, n_views in plan:
-        for view in range(1, n_views + 1):
-            kind = "frontal" if view == 1 else "lateral"
-            rel = f"{split}/patient{patient:05d}/study1/view{view}_{kind}.jpg"
-            (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (20, 16), dtype=np.uint8)).save(
-                base / rel, quality=90
-            )
-            cells = _cells(patient + view) if split == "train" else ["1.0", "0.0"] * 7
-            rows[split].append(
-                f"{top}/{rel},{'Female' if patient % 2 else 'Male'},{30 + patient % 50},"
-                f"{kind.capitalize()},{'AP' if kind == 'frontal' else ''},{','.join(cells)}\n"
-            )
-    for split, lines in rows.items():
-        (base / f"{split}.csv").write_text(HEADER + "".join(lines))
-    return base
+TOP, HEADER = fake_data.TOP, fake_data.HEADER
+_cells, write_tree = fake_data.cells, fake_data.write_tree
 
 
 class ChexpertBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds import common
+from datasets_tfds.local_build import LocalBuild
 
 HEIGHT, WIDTH = 584, 565  # every DRIVE image: 565 wide x 584 high (PIL reports (565, 584))
 
@@ -27,7 +28,7 @@ DRIVE/
 _IMAGE_RE = re.compile(r"^(\d+)_(training|test)$")
 
 
-class TfmedbenchDrive(tfds.core.GeneratorBasedBuilder):
+class TfmedbenchDrive(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """DRIVE: 40 colour fundus images with manual vessel annotations and FOV masks."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from datasets_tfds import testing
 from PIL import Image
 
-from datasets_tfds import common
+from datasets_tfds import common, testing
 from datasets_tfds.drive import drive_dataset_builder as drive
+from datasets_tfds.drive import fake_data
 
 H, W = drive.HEIGHT, drive.WIDTH
 
@@ -23,32 +23,7 @@ def shared_data():
     return path if path.is_dir() else None
 
 
-def write_tree(root, n_train=6, n_test=2, seed=0):
-    """DRIVE/{training,test}/... exactly as shipped: RGB TIFF, 0/255 GIF masks, 0/1 palette GIF."""
-    rng = np.random.default_rng(seed)
-    top = Path(root, "DRIVE")
-    yy, xx = np.mgrid[0:H, 0:W]
-    fov = ((yy - H / 2) / (0.48 * H)) ** 2 + ((xx - W / 2) / (0.48 * W)) ** 2 < 1
-    for split, n, first in (("training", n_train, 21), ("test", n_test, 1)):
-        folder = top / split
-        subs = ["images", "1st_manual", "mask"] + (["2nd_manual"] if split == "test" else [])
-        for sub in subs:
-            (folder / sub).mkdir(parents=True)
-        for number in range(first, first + n):
-            image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-            vessels = (np.abs(yy - H / 2 - 40 * np.sin(xx / 50 + number)) < 3 + number % 3) & fov
-            Image.fromarray(image).save(folder / "images" / f"{number:02d}_{split}.tif")
-            Image.fromarray(vessels.astype(np.uint8) * 255).save(
-                folder / "1st_manual" / f"{number:02d}_manual1.gif"
-            )
-            Image.fromarray(fov.astype(np.uint8) * 255).save(
-                folder / "mask" / f"{number:02d}_{split}_mask.gif"
-            )
-            if split == "test":  # 0/1 palette GIF whose index 0 is the near-black (4, 2, 4)
-                second = Image.fromarray(vessels.astype(np.uint8), "P")
-                second.putpalette([4, 2, 4, 252, 254, 252] + [0, 0, 0] * 254)
-                second.save(folder / "2nd_manual" / f"{number:02d}_manual2.gif")
-    return top
+write_tree = fake_data.write_tree
 
 
 class DriveBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
@@ -72,6 +47,14 @@ def test_pixels_are_lossless_and_masks_binary(tmp_path):
     vessels = np.asarray(Image.open(top / "test" / "1st_manual" / "01_manual1.gif")) > 0
     np.testing.assert_array_equal(example["vessel_mask"][..., 0], vessels.astype(np.uint8))
     assert set(np.unique(example["fov_mask"])) == {0, 1}
+
+
+def test_fake_vessels_are_visible_in_the_image(tmp_path):
+    # Training tests segment these: vessel pixels are darker than the other FOV pixels.
+    image, vessels, fov = fake_data.fundus(np.random.default_rng(0))
+    green = image[..., 1].astype(float)
+    assert green[vessels].mean() < 0.6 * green[fov & ~vessels].mean()
+    assert fake_data.HEIGHT == drive.HEIGHT and fake_data.WIDTH == drive.WIDTH
 
 
 def test_palette_mask_uses_colours_not_indices(tmp_path):

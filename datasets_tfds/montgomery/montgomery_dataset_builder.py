@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds import common
+from datasets_tfds.local_build import LocalBuild
 
 _NAME_RE = re.compile(r"^MCUCXR_(\d{4})_([01])$")
 
@@ -20,7 +21,7 @@ MontgomerySet/                     (optional level: pass it or the folder holdin
 """
 
 
-class TfmedbenchMontgomery(tfds.core.GeneratorBasedBuilder):
+class TfmedbenchMontgomery(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """Montgomery County set: 138 frontal CXRs (80 normal, 58 TB) with left/right lung masks."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -1,45 +1,18 @@
 """Tests of tfmedbench_montgomery on a generated MontgomerySet tree."""
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-from datasets_tfds import testing
 from PIL import Image
 
-from datasets_tfds import common
+from datasets_tfds import common, testing
+from datasets_tfds.montgomery import fake_data
 from datasets_tfds.montgomery import montgomery_dataset_builder as montgomery
 
-H, W = 14, 12
-
-
-def write_tree(root, n_per_class=10):
-    """CXR_png + ManualMask/{left,right}Mask; image 1 is 16-bit, image 2 has 0/1 masks."""
-    top = Path(root, "MontgomerySet")
-    for sub in ("CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"):
-        (top / sub).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(1, 2 * n_per_class + 1):
-        name = f"MCUCXR_{i:04d}_{i % 2}.png"
-        if i == 1:
-            Image.fromarray(rng.integers(0, 4096, (H, W), dtype=np.uint16)).save(
-                top / "CXR_png" / name
-            )
-        else:
-            Image.fromarray(rng.integers(0, 256, (H, W), dtype=np.uint8)).save(
-                top / "CXR_png" / name
-            )
-        scale = 1 if i == 2 else 255
-        left = np.zeros((H, W), np.uint8)
-        left[2:12, 1:5] = scale
-        right = np.zeros((H, W), np.uint8)
-        right[3:12, 7:11] = scale
-        Image.fromarray(left).save(top / "ManualMask" / "leftMask" / name)
-        Image.fromarray(right).save(top / "ManualMask" / "rightMask" / name)
-    return top
+H, W = fake_data.SIZE
+write_tree = fake_data.write_tree
 
 
 class MontgomeryBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
@@ -62,9 +35,10 @@ def test_union_mask_and_lossless_uint16(tmp_path):
         for split in ("train", "validation", "test")
         for ex in tfds.as_numpy(builder.as_dataset(split=split))
     }
-    expected = np.zeros((H, W), np.uint8)
+    expected = np.zeros((H, W), np.uint8)  # the rectangles fake_data draws
     expected[2:12, 1:5] = 1
     expected[3:12, 7:11] = 1
+    np.testing.assert_array_equal(fake_data.union_mask(), expected)
     for image_id in ("MCUCXR_0001_1", "MCUCXR_0002_0", "MCUCXR_0003_1"):  # 0/255 and 0/1 masks
         np.testing.assert_array_equal(examples[image_id]["mask"][..., 0], expected)
         assert examples[image_id]["label"] == int(image_id[-1])

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from datasets_tfds import common, dicom
+from datasets_tfds.local_build import LocalBuild
 
 _EXPECTED_TREE = """\
 rsna-str-pulmonary-embolism-detection/   (optional level: its parent may be the manual dir)
@@ -49,7 +50,7 @@ class RsnaPeConfig(tfds.core.BuilderConfig):
         self.beam = beam
 
 
-class TfmedbenchRsnaPe(tfds.core.GeneratorBasedBuilder):
+class TfmedbenchRsnaPe(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """RSNA STR Pulmonary Embolism Detection: CTPA slices with per-slice PE labels."""
 
     VERSION = tfds.core.Version("1.0.0")

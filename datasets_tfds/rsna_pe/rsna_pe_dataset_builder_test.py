@@ -1,14 +1,13 @@
 """Tests of tfmedbench_rsna_pe on generated trees in the competition's layout.
 
-The trees hold real CT DICOM files (pydicom: file meta, MONOCHROME2, signed and unsigned
-pixels, RescaleSlope/Intercept, ImagePositionPatient, InstanceNumber) and a train.csv with all
-17 columns. Slices are written in an order that differs from both their z order and their
+The trees (`fake_data.write_tree`) hold real CT DICOM files (pydicom: file meta, MONOCHROME2,
+signed and unsigned pixels, RescaleSlope/Intercept, ImagePositionPatient, InstanceNumber) and a
+train.csv with all 17 columns. Slices are written in an order that differs from both their z order and their
 InstanceNumber order, so a wrong sort shows.
 """
 
 import shutil
 import unittest
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from datasets_tfds import testing
 pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
 
 from datasets_tfds import common, dicom  # noqa: E402
+from datasets_tfds.rsna_pe import fake_data  # noqa: E402
 from datasets_tfds.rsna_pe import rsna_pe_dataset_builder as rsna  # noqa: E402
 
 try:
@@ -29,74 +29,9 @@ except ImportError:  # the `beam` config is optional (pip install "tfmedbench[be
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 NO_BEAM = "apache-beam is not installed (pip install \"tfmedbench[beam]\")"
 
-TOP = "rsna-str-pulmonary-embolism-detection"
 N_PER_CLASS = 7  # studies per class: 5 train, 1 validation, 1 test
-SIZE = (16, 12)
-
-
-def reference_window(hu, wl=100, ww=700):
-    """The RSNA-PE 1st-place `window` function, verbatim in behaviour (non-uniform slices)."""
-    upper, lower = wl + ww // 2, wl - ww // 2
-    x = np.clip(hu.copy(), lower, upper)
-    x = x - np.min(x)
-    x = x / np.max(x)
-    return (x * 255.0).astype("uint8")
-
-
-def write_tree(root, n_per_class=N_PER_CLASS, *, series_slices=None, no_position=()):
-    """Write train.csv + train/<study>/<series>/<sop>.dcm; return {sop: expected example}.
-
-    `series_slices` maps study index -> list of slice counts, one per series (default: one
-    series of 3 slices). Studies in `no_position` have no ImagePositionPatient, so their slices
-    are ordered by InstanceNumber.
-    """
-    top = Path(root, TOP)
-    rng = np.random.default_rng(0)
-    lines = [",".join(rsna.CSV_COLUMNS)]
-    expected = {}
-    for i in range(2 * n_per_class):
-        study = f"{i:03d}aa0000000"
-        positive = i < n_per_class
-        study_flags = [0 if positive else 1] + list(rng.integers(0, 2, len(rsna.STUDY_COLUMNS) - 1))
-        for j, n_slices in enumerate((series_slices or {}).get(i, [3])):
-            series = f"{i:03d}bb{j:07d}"
-            # Written in SOP order; z descends and InstanceNumber is shuffled, so the true
-            # order (ascending z) differs from SOP order and InstanceNumber order.
-            numbers = rng.permutation(n_slices) + 1
-            slices = []
-            for k in range(n_slices):
-                sop = f"{i:03d}cc{j:02d}{k:05d}"
-                hu = rng.integers(-1024, 1600, SIZE).astype(np.float64)
-                hu[0, 0], hu[0, 1] = -1000, 1200  # reach both window ends, like a chest slice
-                if i % 2:  # signed storage, slope 1
-                    stored, slope, intercept = hu.astype(np.int16), 1.0, 0.0
-                else:  # unsigned 12-bit storage with the usual -1024 intercept, slope 2
-                    hu = np.round(hu / 2) * 2
-                    stored, slope, intercept = ((hu + 1024) / 2).astype(np.uint16), 2.0, -1024.0
-                z = 50.0 - 2.5 * k
-                position = {} if i in no_position else {"ImagePositionPatient": [0.0, 0.0, z]}
-                dicom.write(
-                    top / "train" / study / series / f"{sop}.dcm", stored, modality="CT",
-                    bits_stored=12 if stored.dtype == np.uint16 else 16, study_uid=study,
-                    series_uid=series, sop_uid=sop, RescaleSlope=slope,
-                    RescaleIntercept=intercept, InstanceNumber=int(numbers[k]), **position,
-                )  # fmt: skip
-                pe = int(positive and k == 1)
-                fields = [study, series, sop, pe, *study_flags]
-                lines.append(",".join(str(f) for f in fields))
-                rank = -k if i not in no_position else numbers[k]  # ascending z = descending k
-                slices.append((rank, sop, reference_window(hu), pe))
-            slices.sort()
-            for index, (_, sop, _, pe) in enumerate(slices):
-                neighbours = [slices[max(index - 1, 0)][2], slices[index][2],
-                              slices[min(index + 1, n_slices - 1)][2]]  # fmt: skip
-                expected[sop] = {
-                    "image": np.stack(neighbours, axis=-1), "label": pe, "study_id": study,
-                    "series_id": series, "slice_index": index,
-                    **dict(zip(rsna.STUDY_COLUMNS, map(bool, study_flags))),
-                }  # fmt: skip
-    (top / "train.csv").write_text("\n".join(lines) + "\n")
-    return expected
+TOP, SIZE = fake_data.TOP, fake_data.SIZE
+reference_window, write_tree = fake_data.reference_window, fake_data.write_tree
 
 
 class RsnaPeBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):

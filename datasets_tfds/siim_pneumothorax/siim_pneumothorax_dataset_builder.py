@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from datasets_tfds import common, dicom, rle
+from datasets_tfds.local_build import LocalBuild
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,20 @@ siim-acr-pneumothorax/          (optional level: its parent may be the manual di
 """
 _CSV_NAMES = ("train-rle.csv", "stage_2_train.csv")
 _IMAGE_DIRS = ("dicom-images-train", "dicom-images-test")
+# The challenge published its training labels twice: (images, CSV rows) of each release.
+# Stage 1's train-rle.csv labels 10,675 training images; stage 2's CSV adds labels for stage 1's
+# 1,372 test images (measured on the stage-2 file: 12,047 images, 12,954 rows). Both headers read
+# "ImageId, EncodedPixels" (the stage-2 copy measured here has the leading space too), so only
+# the counts tell the releases apart.
+RELEASES = {"stage1": (10_675, 11_582), "stage2": (12_047, 12_954)}
+# The paper's "10K chest X-ray images" are stage 1's 10,675.
+PAPER_RELEASE = "stage1"
+
+
+def detect_release(rles):
+    """The release of {ImageId: [RLE]}: "stage1", "stage2" or "unknown" (subset, edited file)."""
+    counts = (len(rles), sum(len(codes) for codes in rles.values()))
+    return next((name for name, known in RELEASES.items() if counts == known), "unknown")
 
 
 class SiimConfig(tfds.core.BuilderConfig):
@@ -36,7 +51,7 @@ class SiimConfig(tfds.core.BuilderConfig):
         self.image_dtype = image_dtype
 
 
-class TfmedbenchSiimPneumothorax(tfds.core.GeneratorBasedBuilder):
+class TfmedbenchSiimPneumothorax(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """SIIM-ACR Pneumothorax Segmentation: chest X-ray DICOMs with RLE pneumothorax masks."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -68,7 +83,8 @@ from the Kaggle competition siim-acr-pneumothorax-segmentation or its public mir
 the folder holding them (or the folder above it) as --manual_dir. Expected tree:
 {_EXPECTED_TREE}
 DICOMs without a CSV row are skipped and counted in the log; a CSV row without a DICOM stops
-the build with an error naming it."""
+the build with an error naming it. Both releases of the CSV are accepted: stage 1 (10,675
+images, the one the paper used) and stage 2 (12,047); the build records which in its metadata."""
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -90,6 +106,7 @@ the build with an error naming it."""
             ),
             supervised_keys=("image", "mask"),
             homepage="https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation",
+            metadata=tfds.core.MetadataDict(),  # which release of the CSV the build read
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -102,6 +119,7 @@ the build with an error naming it."""
         )
         csv_path = next(root / name for name in _CSV_NAMES if (root / name).exists())
         rles = read_rle_csv(csv_path, builder_name=self.name)
+        self._record_release(csv_path, rles)
         files = self._dicom_files(root)
         missing = sorted(set(rles) - set(files))
         if missing:
@@ -162,6 +180,17 @@ the build with an error naming it."""
                 "has_pneumothorax": bool(mask.any()),
             }
 
+    def _record_release(self, csv_path, rles):
+        """Store in the dataset's metadata which release the CSV is (see `detect_release`)."""
+        release = detect_release(rles)
+        self.info.metadata.update({
+            "release": release, "csv_file": csv_path.name, "csv_images": len(rles),
+            "csv_rows": sum(len(codes) for codes in rles.values()),
+            "paper_release": PAPER_RELEASE,
+        })  # fmt: skip
+        log.info("%s: %s is the %s release (%d images); the paper used %s", self.name,
+                 csv_path.name, release, len(rles), PAPER_RELEASE)  # fmt: skip
+
     def _dicom_files(self, root):
         """{SOPInstanceUID (file stem): path} of every .dcm under the image folders."""
         files = {}
@@ -195,27 +224,49 @@ def read_rle_csv(path, *, builder_name="tfmedbench_siim_pneumothorax"):
 
 
 def parse_rle_csv(lines, *, source="train-rle.csv", builder_name="tfmedbench_siim_pneumothorax"):
-    """Parse the CSV text (an iterable of lines); header names may carry a leading space."""
+    """Parse the CSV text (an iterable of lines); header names may carry a leading space.
+
+    Every EncodedPixels value is validated here with exact integers (`rle.runs`, against the
+    largest image `dicom.read` accepts), so a malformed or overflowing row fails naming its line
+    before any image is decoded; `rle.decode` checks it again against the image's real size.
+    """
     reader = csv.reader(lines)
-    header = [name.strip() for name in next(reader, [])]
-    if header[:2] != ["ImageId", "EncodedPixels"]:
-        raise common.ManualDataError(
-            f"{builder_name}: {source} must start with the header 'ImageId, EncodedPixels', "
-            f"got {header}"
-        )
     rles = {}
-    for line_number, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != 2 or not row[0].strip():
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if header[:2] != ["ImageId", "EncodedPixels"]:
             raise common.ManualDataError(
-                f"{builder_name}: {source} line {line_number}: expected 'ImageId,EncodedPixels', "
-                f"got {row[:3]}"
+                f"{builder_name}: {source} must start with the header 'ImageId, EncodedPixels', "
+                f"got {header}"
             )
-        rles.setdefault(row[0].strip(), []).append(row[1])
+        for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != 2 or not row[0].strip():
+                raise common.ManualDataError(
+                    f"{builder_name}: {source} line {line_number}: expected "
+                    f"'ImageId,EncodedPixels', got {row[:3]}"
+                )
+            _check_rle(row, line_number, source, builder_name)
+            rles.setdefault(row[0].strip(), []).append(row[1])
+    except csv.Error as err:
+        raise common.ManualDataError(
+            f"{builder_name}: {source} line {reader.line_num}: unreadable CSV ({err})"
+        ) from None
     if not rles:
         raise common.ManualDataError(f"{builder_name}: {source} has no data rows")
     return rles
+
+
+def _check_rle(row, line_number, source, builder_name):
+    if rle.is_empty(row[1]):
+        return
+    try:
+        rle.runs(row[1], dicom.MAX_ROWS, dicom.MAX_COLUMNS)
+    except ValueError as err:
+        raise common.ManualDataError(
+            f"{builder_name}: {source} line {line_number} (ImageId {row[0].strip()[:80]}): {err}"
+        ) from None
 
 
 def split_train_validation_test(ids, strata, test_fractions, validation_fractions, seed):

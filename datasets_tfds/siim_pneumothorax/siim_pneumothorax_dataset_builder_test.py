@@ -1,12 +1,13 @@
 """Tests of tfmedbench_siim_pneumothorax on generated trees in the challenge's layout.
 
-The trees hold real DICOM files (written with pydicom: file meta, MONOCHROME2/1, UIDs) and a
-train-rle.csv in the challenge's relative, column-major RLE, several rows per positive image.
+The trees (`fake_data.write_tree`) hold real DICOM files (written with pydicom: file meta,
+MONOCHROME2/1, UIDs) and a train-rle.csv in the challenge's relative, column-major RLE, several
+rows per positive image.
 """
 
+import gzip
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,49 +17,16 @@ from datasets_tfds import testing
 
 pytest.importorskip("pydicom", reason="pydicom (tfmedbench[dicom]) is needed to write DICOMs")
 
-from datasets_tfds import common, dicom, rle  # noqa: E402
+from datasets_tfds import common, dicom  # noqa: E402
+from datasets_tfds.siim_pneumothorax import fake_data  # noqa: E402
 from datasets_tfds.siim_pneumothorax import siim_pneumothorax_dataset_builder as siim  # noqa: E402
 
 N_PER_CLASS = 10  # per class: 7 train, 1 validation, 2 test
 SMALL = 7  # per class 5 train, 1 validation, 1 test: the fewest that leave no split empty
-SIZE = (32, 24)  # rows x columns: not square, so a transposition error shows
+SIZE = fake_data.SIZE  # rows x columns: not square, so a transposition error shows
 
 
-def write_tree(root, n_per_class=N_PER_CLASS, *, flat=False, extra_unlabelled=1):
-    """<root>/siim-acr-pneumothorax/{train-rle.csv, dicom-images-train/...}; returns the truth.
-
-    Returns {image_id: (pixels, mask)} for the labelled images. Positive images get two RLE
-    rows (two rectangles: the union is the mask); one negative row is written ' -1' as some
-    copies of the file do. `extra_unlabelled` DICOMs get no CSV row.
-    """
-    top = Path(root, "siim-acr-pneumothorax")
-    rng = np.random.default_rng(0)
-    truth, rows = {}, []
-    for i in range(2 * n_per_class + extra_unlabelled):
-        study, series, sop = (f"1.2.826.0.1.{i}.{k}" for k in (1, 2, 3))
-        folder = top / "dicom-images-train" if flat else top / "dicom-images-train" / study / series
-        pixels = rng.integers(0, 256, SIZE, dtype=np.uint8)
-        photometric = "MONOCHROME1" if i == 3 else "MONOCHROME2"
-        dicom.write(folder / f"{sop}.dcm", pixels, photometric=photometric,
-                    study_uid=study, series_uid=series, sop_uid=sop)  # fmt: skip
-        if i >= 2 * n_per_class:
-            continue  # DICOM without a CSV row
-        mask = np.zeros(SIZE, np.uint8)
-        if i % 2:
-            regions = []
-            for top_left in ((1 + i % 5, 2), (20, 3 + i % 7)):
-                region = np.zeros(SIZE, np.uint8)
-                region[top_left[0]:top_left[0] + 6, top_left[1]:top_left[1] + 9] = 1
-                regions.append(region)
-                mask |= region
-            rows += [(sop, rle.encode(region)) for region in regions]
-        else:
-            rows.append((sop, " -1" if i == 4 else "-1"))
-        visible = 255 - pixels if photometric == "MONOCHROME1" else pixels
-        truth[sop] = (visible, mask)
-    lines = ["ImageId, EncodedPixels"] + [f"{sop},{code}" for sop, code in rows]
-    (top / "train-rle.csv").write_text("\n".join(lines) + "\n")
-    return truth
+write_tree = fake_data.write_tree
 
 
 class SiimBuilderTest(testing.GeneratedTree, tfds.testing.DatasetBuilderTestCase):
@@ -185,3 +153,38 @@ def test_split_is_seeded_exact_and_independent_of_order():
     assert set().union(*parts.values()) == set(ids)
     is_positive = dict(zip(ids, positive))
     assert sum(is_positive[i] for i in parts["test"]) == 40  # stratified: 20% of 200 positives
+
+
+def _rles(n_images, n_rows):
+    """{ImageId: [RLE]} with n_images ids and n_rows rows: the first ids have two regions."""
+    rles = {f"1.2.3.{i}": ["-1"] for i in range(n_images)}
+    for i in range(n_rows - n_images):
+        rles[f"1.2.3.{i}"] = ["1 2", "5 1"]
+    return rles
+
+
+def test_release_is_detected_from_image_and_row_counts():
+    assert siim.detect_release(_rles(10_675, 11_582)) == "stage1"
+    assert siim.detect_release(_rles(12_047, 12_954)) == "stage2"
+    assert siim.detect_release(_rles(12_047, 12_953)) == "unknown"  # an edited stage-2 file
+    assert siim.PAPER_RELEASE == "stage1"
+
+
+def test_release_of_the_real_csv(shared_data):
+    path = shared_data / "labels" / "siim-pneumothorax-train-rle.csv.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set TFMEDBENCH_SHARED_DATA to the shared data folder)")
+    with gzip.open(path, "rt") as handle:
+        assert handle.readline() == "ImageId, EncodedPixels\n"  # the same header as stage 1's
+        handle.seek(0)
+        assert siim.detect_release(siim.parse_rle_csv(handle, source=path)) == "stage2"
+
+
+def test_build_records_the_release_in_the_metadata(tmp_path):
+    truth = write_tree(tmp_path / "raw", n_per_class=SMALL, extra_unlabelled=0)
+    _build(tmp_path / "raw", tmp_path / "data")
+    info = tfds.builder("tfmedbench_siim_pneumothorax", data_dir=tmp_path / "data").info
+    assert dict(info.metadata) == {
+        "release": "unknown", "csv_file": "train-rle.csv", "csv_images": len(truth),
+        "csv_rows": len(truth) + SMALL, "paper_release": "stage1",
+    }  # fmt: skip  (positive images have two RLE rows each)

@@ -7,7 +7,7 @@ import sys
 
 
 from tfmedbench.cli import main
-from tfmedbench.synthetic import write_shenzhen_tree
+from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
 
 
 def run_cli(args, capsys):

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from tfmedbench.cli.options import overrides_from, run_options, runtime_kwargs
+from tfmedbench.cli.options import overrides_from, run_options, spec_kwargs
 from tfmedbench.errors import UserError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations calls the network else
@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "report": "tfmedbench.cli.study:report",
     "pretrain": "tfmedbench.cli.study:pretrain",
     "export": "tfmedbench.cli.study:export",
+    "paper": "tfmedbench.cli.paper:paper",
 }
 
 
@@ -56,25 +57,20 @@ def cli(ctx, debug):
 @click.option("--weights-format", default=None, help="Format of a local checkpoint given to --weights (default: detected; see `tfmedbench weights list`).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--output", type=click.Path(), help="Run directory (default: runs/<task>-<weights>-s<seed>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --output from its last finished epoch.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --output.")
 @run_options
-def fit(task, weights, weights_format, seed, output, **kwargs):
+def fit(task, weights, weights_format, seed, output, resume, overwrite, **kwargs):
     """Fine-tune WEIGHTS on TASK and evaluate on its test split."""
-    from tfmedbench.train import fit as run_fit
+    from tfmedbench.train.fit import run
+    from tfmedbench.train.spec import make_spec
 
-    quiet = kwargs.pop("quiet")
-    overrides = overrides_from(kwargs)
-    result = run_fit(
-        task,
-        weights,
-        data_dir=kwargs["data_dir"],
-        manual_dir=kwargs["manual_dir"],
-        output_dir=output,
-        seed=seed,
-        overrides=overrides,
-        **runtime_kwargs(kwargs),
-        weights_format=weights_format,
-        verbose=0 if quiet else 1,
-    )
+    if resume and not output:
+        raise UserError("--resume needs --output RUN_DIR (the interrupted run's folder)")
+    spec = make_spec(task, weights, overrides=overrides_from(kwargs), seed=seed,
+                     output_dir=output, resume=resume, overwrite=overwrite,
+                     weights_format=weights_format, **spec_kwargs(kwargs))  # fmt: skip
+    result = run(spec)
     m = result.metrics
     click.echo(f"{m['task']} {m['weights']} seed={m['seed']}: test {m['metric']} = {m['score']:.4f}")
     click.echo(f"run directory: {result.run_dir}")
@@ -117,16 +113,33 @@ def data():
 @data.command("list")
 @click.option("--data-dir", type=click.Path())
 def data_list(data_dir):
-    """Builders, their tasks, and whether they are built in DATA_DIR."""
-    from datasets_tfds import TASK_BUILDERS
+    """Builders, their tasks, and whether they are built in DATA_DIR (and their other configs)."""
+    from etils import epath
+
     from tfmedbench.data import prepare
+    from tfmedbench.tasks import RECIPES
+
+    def built(builder):
+        # TFDS logs "Variant folder ... has no dataset_info.json" when asked about a dataset that
+        # was never built (one warning per builder); look for that file first.
+        return epath.Path(builder.data_dir, "dataset_info.json").exists() and prepare.is_built(
+            builder
+        )
 
     where = data_dir or prepare.default_data_dir()
     click.echo(f"data dir: {where}")
-    for task, (name, _module) in TASK_BUILDERS.items():
-        builder = prepare.get_builder(name, where)
-        state = "built" if prepare.is_built(builder) else "not built"
-        click.echo(f"{task:6} {name:32} v{builder.version}  {state}")
+    for code, recipe in RECIPES.items():
+        builder = prepare.get_builder(recipe.builder, where)
+        default = builder.builder_config.name if builder.builder_config else None
+        others = []
+        for config in builder.BUILDER_CONFIGS:
+            if config.name != default:
+                other = prepare.get_builder(f"{recipe.builder}/{config.name}", where)
+                others.append(config.name + (" [built]" if built(other) else ""))
+        name = f"{builder.name}/{default}" if default else builder.name
+        state = "built" if built(builder) else "not built"
+        also = f"  other configs: {', '.join(others)}" if others else ""
+        click.echo(f"{code:6} {name:38} v{builder.version}  {state:9}{also}")
 
 
 @data.command("info")
@@ -157,6 +170,13 @@ def data_build(task, manual_dir, data_dir):
     click.echo(f"built in {builder.data_dir}")
 
 
+def _dataset_error():
+    """datasets_tfds' DatasetError once that package is loaded (before, nothing can raise it):
+    importing it up front would load TensorFlow for every `tfmedbench --help`."""
+    errors = sys.modules.get("datasets_tfds.errors")
+    return errors.DatasetError if errors is not None else UserError
+
+
 def main(argv=None):
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -167,7 +187,7 @@ def main(argv=None):
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except UserError as err:
+    except (UserError, _dataset_error()) as err:
         if debug:
             raise
         click.echo(f"error: {err}", err=True)

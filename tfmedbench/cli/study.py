@@ -9,7 +9,7 @@ import os
 
 import click
 
-from tfmedbench.cli.options import overrides_from, run_options, runtime_kwargs
+from tfmedbench.cli.options import overrides_from, run_options, spec_kwargs
 from tfmedbench.errors import UserError
 
 
@@ -22,51 +22,51 @@ def _benchmark_run_options(func):
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="sweep.yaml with any of the options below (command-line values win).")
 @click.option("--tasks", help="Comma-separated task codes, e.g. TXC,VFS.")
 @click.option("--weights", "weights", multiple=True, help="Comma-separated initializations: registry names, files, or LABEL=FILE.")
-@click.option("--runs", type=int, help="Runs (seeds) per (task, weights) cell, e.g. 10.")
+@click.option("--runs", type=int, help="Seeds per (task, initialization) pair, e.g. 10.")
 @click.option("--output", type=click.Path(file_okay=False), help="Sweep directory (results store, run dirs).")
 @click.option("--baseline", help="Initialization the report compares with [default: imagenet if present, else the first].")
 @click.option("--base-seed", type=int, help="Run r uses seed base_seed + r [default: 0].")
 @click.option("--retry-failed", is_flag=True, default=None, help="Run again the cells recorded as failed.")
 @click.option("--max-cells", type=int, default=None, help="Stop after this many cells (the rest run on the next call).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="local: the cells one after another in this process [default]; ray: each cell a Ray task on a cluster (README, 'Running a study on a cluster').")
+@click.option("--address", default=None, help="--executor ray: auto (RAY_ADDRESS, or the cluster `ray start` began on this node) or the head's HOST:PORT [default: start Ray on this machine for the sweep].")
+@click.option("--gpus-per-run", type=float, default=None, help="--executor ray: GPUs per cell; a fraction, e.g. 0.25, packs runs onto one GPU (TF memory growth on) [default: 0].")
+@click.option("--cpus-per-run", type=float, default=None, help="--executor ray: CPUs per cell [default: 1].")
 @_benchmark_run_options
-def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, retry_failed, max_cells, **kwargs):
-    """Run every (task, weights, seed) cell; resumable: re-run the same command to continue.
+def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, retry_failed, max_cells,
+              executor, address, gpus_per_run, cpus_per_run, **kwargs):  # fmt: skip
+    """Run every cell (one run: task x initialization x seed, and protocol x label fraction
+    when given); resumable: re-run the same command to continue.
 
     Each finished run is appended to OUTPUT/results.jsonl (fsync'ed); a killed sweep re-run with
-    the same command skips finished cells and restarts only the interrupted one.
+    the same command skips finished cells and resumes the interrupted one from its last epoch.
+    Everything (settings, recipes, every weights file) is checked before anything is written.
     """
+    from tfmedbench.study import config as config_lib
     from tfmedbench.study import sweep
 
-    data = {}
-    if config_path:
-        import yaml
-
-        with open(config_path) as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise UserError(f"{config_path}: expected a mapping of sweep settings")
+    data = _read_sweep_yaml(config_path)
     output = output or data.get("output")
     if not output:
         raise UserError("the sweep needs --output DIR (or `output:` in --config)")
-    quiet = kwargs.pop("quiet")
+    if "://" in str(output):  # the store's flock and fsync need a POSIX file system
+        raise UserError(f"--output {output}: give a file system path (a bucket works mounted, e.g. "
+                        "with gcsfuse, at the same path on every node)")  # fmt: skip
     cli = dict(
-        tasks=tuple(sweep._split_list(tasks)) if tasks else None,
-        weights=sweep.parse_weights(weights) if weights else None,
-        runs=runs,
-        baseline=baseline,
-        base_seed=base_seed,
-        retry_failed=retry_failed,
-        overrides=overrides_from(kwargs),
-        data_dir=kwargs["data_dir"],
-        manual_dir=sweep.parse_manual_dirs(kwargs["manual_dir"]),
-        strategy=kwargs["strategy"],
-        tpu=kwargs["tpu"],
-        precision=kwargs["precision"],
-        jit_compile=kwargs["jit_compile"],
-        allow_fetch=kwargs["fetch"],
-        verbose=0 if quiet else None,
-    )
-    config = sweep.config_from_mapping(data, **cli)
+        tasks=tuple(config_lib._split_list(tasks)) if tasks else None,
+        weights=config_lib.parse_weights(weights) if weights else None,
+        runs=runs, baseline=baseline, base_seed=base_seed, retry_failed=retry_failed,
+        overrides=overrides_from(kwargs), data_dir=kwargs["data_dir"],
+        data_config=kwargs["data_config"],
+        manual_dir=config_lib.parse_manual_dirs(kwargs["manual_dir"]),
+        strategy=kwargs["strategy"], tpu=kwargs["tpu"], precision=kwargs["precision"],
+        jit_compile=kwargs["jit_compile"], allow_fetch=kwargs["fetch"],
+        protocols=kwargs["protocols"], label_fractions=kwargs["label_fractions"],
+        label_subset=kwargs["label_subset"], save_weights=kwargs["save_weights"],
+        verbose=0 if kwargs["quiet"] else None, executor=executor, address=address,
+        gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+    )  # fmt: skip
+    config = config_lib.config_from_mapping(data, **cli)
     summary = sweep.run_sweep(config, output, stop_after=max_cells)
     click.echo(
         f"benchmark: {summary['ok']} run(s) finished, {summary['failed']} failed, "
@@ -76,18 +76,40 @@ def benchmark(config_path, tasks, weights, runs, output, baseline, base_seed, re
     click.echo(f"report:  tfmedbench report {output}")
 
 
+def _read_sweep_yaml(config_path):
+    if not config_path:
+        return {}
+    import yaml
+
+    try:
+        with open(config_path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{config_path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{config_path}: expected a mapping of sweep settings")
+    return data
+
+
 # --------------------------------------------------------------------------- report
 @click.command()
 @click.argument("sweep_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", type=click.Path(file_okay=False), help="Report directory [default: SWEEP_DIR/report].")
 @click.option("--baseline", help="Initialization to compare with [default: the sweep's].")
-@click.option("--test", type=click.Choice(["welch", "student"]), default="welch", show_default=True, help="Independent two-sample t-test variant.")
-@click.option("--correction", type=click.Choice(["holm", "none"]), default="holm", show_default=True, help="Multiple-comparison correction across the table.")
+@click.option("--style", type=click.Choice(["paper", "tfmedbench"]), default="paper", show_default=True, help="paper: ± as np.std (ddof 0), Student's t-test, no correction (the paper's protocol); tfmedbench: ddof 1, Welch, Holm.")
+@click.option("--test", type=click.Choice(["welch", "student"]), default=None, help="Override the style's two-sample t-test.")
+@click.option("--correction", type=click.Choice(["holm", "none"]), default=None, help="Override the style's multiple-comparison correction.")
 @click.option("--alpha", type=float, default=0.05, show_default=True)
-@click.option("--paper", "paper", type=click.Path(exists=True, dir_okay=False), help="CSV of published reference numbers (weights,task,mean,std,source) to show beside the results. The paper's numbers are not bundled (not verifiable here).")
+@click.option("--paper", "paper", type=click.Path(exists=True, dir_okay=False), help="CSV of reference numbers (weights,task,mean,std,source[,n,quantity,std_ddof]) replacing the bundled numbers of the paper.")
+@click.option("--no-paper", is_flag=True, help="Leave the paper's numbers out of the report.")
+@click.option("--no-paired", is_flag=True, help="Skip the paired tests (they read every run's predictions.npz).")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="Figure formats.")
-def report(sweep_dir, output, baseline, test, correction, alpha, paper, formats):
-    """Tables (Markdown, CSV) and figures (PNG, SVG) from SWEEP_DIR's results store."""
+def report(sweep_dir, output, baseline, style, test, correction, alpha, paper, no_paper, no_paired, formats):
+    """Tables (Markdown, CSV) and figures (PNG, SVG) from SWEEP_DIR's results store.
+
+    By default the paper's published numbers (bundled; `tfmedbench paper`) are shown beside the
+    measured ones, with a test of consistency.
+    """
     from tfmedbench.study.report import make_report
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
@@ -96,12 +118,16 @@ def report(sweep_dir, output, baseline, test, correction, alpha, paper, formats)
         raise UserError(f"--format: choose from png, svg, pdf (got {formats!r})")
     if not 0 < alpha < 1:
         raise UserError(f"--alpha must be in (0, 1), got {alpha}")
-    out = make_report(sweep_dir, output, baseline=baseline, test=test, correction=correction,
-                      alpha=alpha, paper=paper, formats=fmts)  # fmt: skip
-    res = out["results"]
+    if paper and no_paper:
+        raise UserError("--paper and --no-paper contradict each other; give one")
+    out = make_report(sweep_dir, output, baseline=baseline, style=style, test=test,
+                      correction=correction, alpha=alpha, paper=paper, show_paper=not no_paper,
+                      paired=not no_paired, formats=fmts)  # fmt: skip
+    study = out["study"]
     click.echo(
-        f"report: {len(res.ok)} runs, {len(res.tasks)} task(s), {len(res.weights)} "
-        f"initialization(s), baseline {res.baseline}"
+        f"report: {len(study.ok)} runs, {len(study.tasks)} task(s), {len(study.weights)} "
+        f"initialization(s), baseline {study.baseline}, style {study.style} "
+        f"({study.test}, correction {study.correction}, ddof {study.ddof})"
     )
     click.echo(f"  {out['report']}")
     click.echo(f"  {len(out['figures'])} figure file(s) in {out['dir']}")
@@ -120,21 +146,9 @@ def pretrain(dataset, init, output, name, seed, register, **kwargs):
     """Continual supervised pre-training (e.g. ImageNet -> CheXpert); saves a backbone for --weights."""
     from tfmedbench.study.pretrain import pretrain as run_pretrain
 
-    quiet = kwargs.pop("quiet")
-    overrides = overrides_from(kwargs)
-    out = run_pretrain(
-        dataset,
-        init,
-        output,
-        name=name,
-        data_dir=kwargs["data_dir"],
-        manual_dir=kwargs["manual_dir"],
-        seed=seed,
-        overrides=overrides,
-        **runtime_kwargs(kwargs),
-        register=register,
-        verbose=0 if quiet else 1,
-    )
+    out = run_pretrain(dataset, init, output, name=name, seed=seed,
+                       overrides=overrides_from(kwargs), register=register,
+                       **spec_kwargs(kwargs))  # fmt: skip
     m = out["metrics"]
     click.echo(f"pretrain {dataset} from {init}: test {m.get('metric')} = {m.get('score'):.4f}")
     click.echo(f"weights: {out['weights']}")

@@ -1,24 +1,32 @@
-"""tf.data pipelines for a task: TFDS split -> adapt -> (cache) -> shuffle -> augment -> batch.
+"""tf.data pipelines for a task: TFDS split -> adapt -> (cache) -> expand -> shuffle -> augment -> batch.
 
-Two shapes, same elements in the same order (tested):
+Every epoch is its own dataset, and everything random in it is a pure function of (run seed,
+epoch): the file order, the shuffle and each example's augmentation seed (stateless ops on
+[epoch key, position]). An epoch can therefore be rebuilt exactly -- `fit --resume` continues a
+run with the very batches the uninterrupted run would have seen -- and nothing depends on
+iterator state or tf.data's thread scheduling.
+
+Two shapes, same elements in the same order when the split is one file (tested):
   cached:   read -> decode -> adapt -> deterministic stage -> cache -> shuffle -> random stage
   uncached: read (images still encoded) -> shuffle -> ONE map: decode, adapt, both stages
 The uncached shape shuffles encoded bytes (a 2048-example buffer of 1024 px radiographs holds
-~2 GiB decoded, a fraction of that encoded; an epoch's first batch no longer waits for the
-whole buffer to be decoded), filters before decoding, and does all per-example work in one
-parallel map, as a DataLoader worker does (throughput: benchmarks/RESULTS.md).
+~2 GiB decoded, a fraction of that encoded) and does all per-example work in one parallel map,
+as a DataLoader worker does (throughput: benchmarks/RESULTS.md); large splits also get their
+file order reshuffled each epoch from the epoch's seed.
 
-Yields (image float32 [B, S, S, 3] ImageNet-normalised, target) for training and validation;
-with `recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3] (TenCrop of the
-256-resized image, the original code's test-time augmentation). Targets: float32 [B, K] for
-classification, [B, S, S, 1] binary masks for segmentation.
+Training and validation yield (image float32 [B, S, S, 3], target); evaluation datasets
+(`index=True`) add the example's position in the split's (unshuffled) order, so predictions can
+be keyed by image id whatever the distribution strategy's split of a batch. With
+`recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3]. Targets: float32 [B, K]
+for classification, [B, S, S, C] masks for segmentation (C = 2 with the FOV as second channel
+when `score_region="fov"`).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from tfmedbench.data import seg_augment, seg_augment_tf, transforms
+from tfmedbench.data import augment
 from tfmedbench.data.adapters import get_adapter
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -27,6 +35,8 @@ PREFETCH_BATCHES = 2
 # Cache decoded examples in memory when the encoded split is below this size (decoded images are
 # several times larger than their PNG bytes).
 AUTO_CACHE_MAX_ENCODED_BYTES = 256 * 1024 * 1024
+# Seeds: epoch e of a run with seed s draws from key s * EPOCH_STRIDE + e + 1 (key 0 is unused).
+EPOCH_STRIDE = 1_000_003
 
 
 def dataset_options():
@@ -45,6 +55,11 @@ def dataset_options():
     return options
 
 
+def epoch_key(seed, epoch):
+    """The stateless seed key of one epoch of a run."""
+    return int(seed) * EPOCH_STRIDE + int(epoch) + 1
+
+
 def should_cache(recipe, builder, split):
     if recipe.cache == "memory":
         return True
@@ -60,71 +75,10 @@ def filtered(recipe):
     return hasattr(adapter, "filter_fn") and adapter.filter_active(recipe)
 
 
-def batches_per_epoch(recipe, builder, split, batch_size):
-    """Full batches in one pass over `split`, or None when a filter makes it unknown."""
-    if filtered(recipe):
-        return None
-    return num_examples(builder, split) // batch_size
-
-
 def describe(recipe, builder, split):
     """The pipeline shape `make_dataset` builds for `split` (printed by fit)."""
-    if should_cache(recipe, builder, split):
-        return f"decode+cache,prefetch={PREFETCH_BATCHES}"
-    return f"fused-decode,prefetch={PREFETCH_BATCHES}"
-
-
-def element_seed(seed_value, base_seed):
-    """A stateless-op seed of shape [2] from a per-element random int64."""
-    return tf.stack([seed_value, tf.cast(base_seed, tf.int64)])
-
-
-def deterministic_stage(recipe, split, training):
-    """Per-example work that does not depend on randomness (runs before the cache)."""
-    size = recipe.image_size
-
-    def classification(image, target):
-        if training and recipe.augmentation == "xray_cls":
-            return image, target  # RandomResizedCrop works on the full image
-        image = transforms.to_float_rgb(image)
-        if split == "test" and recipe.test_time == "tencrop":
-            image = transforms.ten_crop(transforms.resize(image, recipe.resize_size), size)
-        elif recipe.augmentation == "xray_cls":
-            # Validation of the x-ray recipes: Resize(256) -> CenterCrop(224), as the original.
-            image = transforms.center_crop(transforms.resize(image, recipe.resize_size), size)
-        else:
-            image = transforms.resize(image, size)
-        return image, target
-
-    def segmentation(image, mask):
-        image = transforms.to_float_rgb(image)
-        image = transforms.resize(image, size)
-        mask = tf.cast(transforms.resize(mask, size, method="nearest") > 0.5, tf.float32)
-        if training and recipe.augmentation == "xray_seg":
-            # albumentations works on uint8 images, as the original (cv2-loaded) pipeline.
-            image = tf.cast(tf.round(tf.clip_by_value(image, 0, 1) * 255), tf.uint8)
-            mask = tf.cast(mask, tf.uint8)
-        return image, mask
-
-    return classification if recipe.kind == "classification" else segmentation
-
-
-def random_stage(recipe, training, base_seed):
-    """Per-example random augmentation and normalisation (runs after the cache)."""
-    size = recipe.image_size
-
-    def apply(image, target, seed_value):
-        seed = element_seed(seed_value, base_seed)
-        if training and recipe.augmentation == "xray_cls":
-            image = transforms.xray_cls_train(image, size, seed)  # crops before float/RGB
-        elif training and recipe.augmentation == "xray_seg":
-            backend = seg_augment_tf if recipe.seg_augment == "tf" else seg_augment
-            image, target = backend.xray_seg_train(image, target, size, seed_value)
-            image = transforms.to_float_rgb(image)
-            target = tf.cast(target, tf.float32)
-        return transforms.normalize(image, recipe.normalization), target
-
-    return apply
+    shape = "decode+cache" if should_cache(recipe, builder, split) else "fused-decode"
+    return f"{shape},prefetch={PREFETCH_BATCHES},expansion={recipe.expansion}"
 
 
 def image_feature_keys(builder):
@@ -132,6 +86,84 @@ def image_feature_keys(builder):
     import tensorflow_datasets as tfds
 
     return sorted(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
+
+
+def example_id(adapter, example):
+    """The example's id string (adapters may name another feature, e.g. RSNA-PE's sop_id)."""
+    return adapter.example_id(example) if hasattr(adapter, "example_id") else example["image_id"]
+
+
+class _Reader:
+    """Reads, filters and adapts one split; shared by every epoch of a run."""
+
+    def __init__(self, recipe, builder, split, *, training, seed, keep_ids=None):
+        self.recipe, self.builder, self.split, self.seed = recipe, builder, split, seed
+        self.training = training
+        self.adapter = get_adapter(recipe.builder)
+        self.cache = should_cache(recipe, builder, split)
+        self.late_keys = [] if self.cache else image_feature_keys(builder)
+        # Ids kept by a label-efficiency subset, as sorted 58-bit hashes (searchsorted has no
+        # string kernel; 1e5 ids collide with probability ~2e-8).
+        self.keep_ids = None if keep_ids is None else tf.sort(
+            tf.strings.to_hash_bucket_fast(tf.constant(sorted(keep_ids)), 2**58))
+        self.fixed = augment.deterministic_stage(recipe, split, training)
+        self._cached = None
+
+    def records(self, file_seed=None):
+        """Examples in the split's order (or a file order from `file_seed`), with their index."""
+        import tensorflow_datasets as tfds
+
+        ds = self.builder.as_dataset(
+            split=self.split,
+            shuffle_files=file_seed is not None,
+            read_config=tfds.ReadConfig(shuffle_seed=file_seed, try_autocache=False),
+            decoders={k: tfds.decode.SkipDecoding() for k in self.late_keys} or None,
+        )
+        ds = ds.enumerate()  # position in the read order: the evaluation index
+        if filtered(self.recipe):  # label fields only: runs before any image is decoded
+            ds = ds.filter(lambda i, ex: self.adapter.filter_fn(ex, self.recipe))
+        if self.keep_ids is not None:  # a label-efficiency subset of the training split
+            ds = ds.filter(lambda i, ex: self._kept(example_id(self.adapter, ex)))
+        return ds
+
+    def _kept(self, image_id):
+        image_id = tf.strings.to_hash_bucket_fast(image_id, 2**58)
+        pos = tf.searchsorted(self.keep_ids, tf.reshape(image_id, [1]))[0]
+        pos = tf.minimum(pos, tf.size(self.keep_ids) - 1)
+        return tf.equal(self.keep_ids[pos], image_id)
+
+    def prepare(self, index, ex):
+        """Decode, adapt and run the deterministic stage: (image, target, index, id hash)."""
+        features = self.builder.info.features
+        ex = {k: (features[k].decode_example(v) if k in self.late_keys else v) for k, v in ex.items()}
+        image, target = self.adapter.adapt(ex, self.recipe, self.seed)
+        if self.recipe.score_region == "fov" and not self.training:
+            target = tf.concat([target, tf.cast(ex["fov_mask"], target.dtype)], axis=-1)
+        id_hash = tf.strings.to_hash_bucket_fast(example_id(self.adapter, ex), 2**58)
+        image, target = self.fixed(image, target)
+        return image, target, index, id_hash
+
+    def augmented(self, build):
+        """The cached output of `build()` (the epoch-independent augmented set), built once."""
+        if getattr(self, "_augmented", None) is None:
+            self._augmented = build().cache()
+        return self._augmented
+
+    def examples(self, file_seed=None):
+        """(image, target, index, id hash) per example; decoded and cached when small."""
+        if not self.cache:
+            return self.records(file_seed)
+        if self._cached is None:  # one memory cache shared by every epoch of the run
+            self._cached = self.records().map(self.prepare, num_parallel_calls=AUTOTUNE).cache()
+        return self._cached
+
+
+def _expand(ds, k):
+    """Each element `k` times in a row, with its copy number ("slot") appended."""
+    if k == 1:
+        return ds.map(lambda *e: (*e, tf.constant(0, tf.int32)))
+    slots = tf.data.Dataset.range(k).map(lambda s: tf.cast(s, tf.int32))
+    return ds.flat_map(lambda *e: slots.map(lambda s: (*e, s)))
 
 
 def make_dataset(
@@ -142,60 +174,106 @@ def make_dataset(
     training,
     batch_size,
     seed=0,
+    epoch=0,
+    augmented=None,
+    index=False,
     shard=None,
-    repeat=False,
+    reader=None,
+    keep_ids=None,
 ):
-    """The batched dataset of `split` (`shard`=(num, index) for per-worker input functions).
+    """The batched dataset of one epoch of `split`.
 
-    `repeat=True` repeats the batched epochs forever (reshuffled and re-augmented each pass, as
-    a new iterator would be) for one iterator across epochs: creating an iterator instantiates
-    every map function, ~0.15 s for the TF-native segmentation augmentation, per epoch.
+    training: shuffle, expand (`recipe.expansion`) and draw random augmentation for `epoch`.
+    augmented: run the random augmentation without shuffling (validation of LXS/PXS, whose
+      original augments its validation set); default: `training`.
+    index: append each example's position in the split order (evaluation).
+    reader: a `_Reader` from `reader_for` to share one decoded-split cache across epochs.
+    keep_ids: image ids to keep (a label-efficiency subset of the training split).
+    shard: (num, index) for per-worker input functions.
     """
+    augmented = training if augmented is None else augmented
+    reader = reader or reader_for(recipe, builder, split, training=training, seed=seed,
+                                  keep_ids=keep_ids)  # fmt: skip
+    key = epoch_key(seed, epoch)
+    stage = _Stages(recipe, reader, augmented, training, augment.draw_key(recipe, seed, key))
+    if training and reader.cache and recipe.augment_draw != "per-epoch":
+        # Draws independent of the epoch (VFS's "fixed" expanded set): augment once, cache the
+        # uint8 result (VFS: 208 images, 160 MB, ~60 s of augmentation saved per epoch), and only
+        # shuffle per epoch.
+        ds = reader.augmented(lambda: _expand(reader.examples(), recipe.expansion)
+                              .map(stage.per_example, num_parallel_calls=AUTOTUNE))  # fmt: skip
+        ds = ds.shuffle(recipe.shuffle_buffer, seed=key, reshuffle_each_iteration=False)
+        ds = ds.map(stage.finish_only(index), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = reader.examples(file_seed=key if training and not reader.cache else None)
+        if shard is not None:
+            ds = ds.shard(*shard)
+        if training:
+            ds = _expand(ds, recipe.expansion)
+            ds = ds.shuffle(recipe.shuffle_buffer, seed=key, reshuffle_each_iteration=False)
+        else:
+            ds = ds.map(lambda *e: (*e, tf.constant(0, tf.int32)))
+        ds = ds.enumerate().map(stage.full(index), num_parallel_calls=AUTOTUNE,
+                                deterministic=True)  # fmt: skip
+    ds = ds.batch(batch_size, drop_remainder=training and recipe.drop_last)
+    return ds.with_options(dataset_options()).prefetch(PREFETCH_BATCHES)
+
+
+class _Stages:
+    """The per-example maps of one epoch: prepare (uncached), random stage, finish."""
+
+    def __init__(self, recipe, reader, augmented, training, draw_key):
+        self.recipe, self.reader, self.draw_key = recipe, reader, draw_key
+        self.random = augment.random_stage(recipe, augmented, training)
+        self.finish = augment.finish(recipe)
+
+    def per_example(self, *element, position=0):
+        """(example..., slot) -> (image, target, index) after the random stage."""
+        *example, slot = element
+        reader = self.reader
+        image, target, idx, id_hash = example if reader.cache else reader.prepare(*example)
+        seed = augment.element_seed(self.recipe, self.draw_key, position, id_hash, slot)
+        image, target = self.random(image, target, seed, slot)
+        return image, target, idx
+
+    def full(self, index):
+        def apply(position, element):
+            image, target, idx = self.per_example(*element, position=position)
+            image, target = self.finish(image, target)
+            return (image, target, idx) if index else (image, target)
+
+        return apply
+
+    def finish_only(self, index):
+        def apply(image, target, idx):
+            image, target = self.finish(image, target)
+            return (image, target, idx) if index else (image, target)
+
+        return apply
+
+
+def reader_for(recipe, builder, split, *, training, seed=0, keep_ids=None):
+    return _Reader(recipe, builder, split, training=training, seed=seed, keep_ids=keep_ids)
+
+
+def split_ids(recipe, builder, split, keep_ids=None):
+    """{index: image id} of `split` (the `index` of `make_dataset(index=True)`), read without
+    decoding images, in the same order and with the same filters as the evaluation datasets."""
     import tensorflow_datasets as tfds
 
-    adapter = get_adapter(recipe.builder)
-    cache = should_cache(recipe, builder, split)
-    late_keys = [] if cache else image_feature_keys(builder)
-    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-    ds = builder.as_dataset(
-        split=split,
-        shuffle_files=training,
-        read_config=read_config,
-        decoders={k: tfds.decode.SkipDecoding() for k in late_keys} or None,
+    reader = reader_for(recipe, builder, split, training=False, keep_ids=keep_ids)
+    reader.cache, reader.late_keys = False, image_feature_keys(builder)
+    ds = reader.records().map(
+        lambda i, ex: (i, example_id(reader.adapter, ex)), num_parallel_calls=AUTOTUNE
     )
-    if shard is not None:
-        ds = ds.shard(*shard)
-    if filtered(recipe):  # label fields only: runs before any image is decoded
-        ds = ds.filter(lambda ex: adapter.filter_fn(ex, recipe))
-    fixed = deterministic_stage(recipe, split, training)
-    augment = random_stage(recipe, training, seed)
-
-    def decode(ex):
-        features = builder.info.features
-        return {k: (features[k].decode_example(v) if k in late_keys else v) for k, v in ex.items()}
-
-    def prepare(ex):
-        return fixed(*adapter.adapt(decode(ex), recipe, seed))
-
-    if cache:
-        ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).cache()
-    if training:
-        ds = ds.shuffle(recipe.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    # One random int64 per element, re-drawn every epoch but reproducible from `seed`.
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-
-    def per_example(element, r):
-        image, target = element if cache else prepare(element)
-        return augment(image, target, r)
-
-    ds = tf.data.Dataset.zip((ds, randoms)).map(
-        per_example, num_parallel_calls=AUTOTUNE, deterministic=True
-    )
-    ds = ds.batch(batch_size, drop_remainder=training)
-    if repeat:
-        ds = ds.repeat()
-    return ds.with_options(dataset_options()).prefetch(PREFETCH_BATCHES)
+    return {int(i): v.decode() for i, v in tfds.as_numpy(ds.with_options(dataset_options()))}
 
 
 def num_examples(builder, split):
     return builder.info.splits[split].num_examples
+
+
+def steps_per_epoch(recipe, n_examples, global_batch):
+    """Optimizer steps of one training epoch (the last partial batch counts unless drop_last)."""
+    n = n_examples * recipe.expansion
+    return n // global_batch if recipe.drop_last else -(-n // global_batch)

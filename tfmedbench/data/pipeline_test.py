@@ -1,29 +1,29 @@
 """make_dataset's two shapes (cached: decode before the cache; uncached: shuffle encoded bytes,
 decode in the one fused map) must yield the same elements in the same order."""
 
-import importlib
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from datasets_tfds.chexpert import fake_data as chexpert_data
+from datasets_tfds.montgomery import fake_data as montgomery_data
+from datasets_tfds.nih_shenzhen import fake_data as shenzhen_data
 from tfmedbench.data import pipeline, prepare
 from tfmedbench.tasks import get_recipe
 
-# task -> (builder test module, write_tree kwargs)
+# task -> (the builder's fake-data writer, its kwargs)
 FIXTURES = {
-    "TXC": ("nih_shenzhen", {"n_per_class": 6}),
-    "LXS": ("montgomery", {"n_per_class": 6}),  # TF-native or albumentations random stage
-    "DXC5": ("chexpert", {"n_train_patients": 12}),  # frontal filter, LSR labels
+    "TXC": (shenzhen_data.write_tree, {"n_images": 12, "size": (12, 10)}),
+    "LXS": (montgomery_data.write_tree, {"n_per_class": 6}),  # TF-native or albumentations stage
+    "DXC5": (chexpert_data.write_tree, {"n_train_patients": 12}),  # frontal filter, LSR labels
 }
 CASES = [("TXC", {}), ("LXS", {}), ("LXS", {"seg_augment": "albumentations"}), ("DXC5", {})]
 
 
 def tiny_built(task, tmp_path, **extra):
     """(tiny recipe, built builder) for `task` on its builder's official-layout fixture tree."""
-    module, kwargs = FIXTURES[task]
-    tests = importlib.import_module(f"datasets_tfds.{module}.{module}_dataset_builder_test")
-    tests.write_tree(tmp_path / "raw", **kwargs)
+    write_tree, kwargs = FIXTURES[task]
+    write_tree(tmp_path / "raw", **kwargs)
     recipe = get_recipe(task, image_size=32, resize_size=36, shuffle_buffer=8, **extra)
     builder = prepare.build(recipe.builder, str(tmp_path / "raw"), str(tmp_path / "tfds"),
                             verbose=False)
@@ -43,12 +43,16 @@ def test_uncached_equals_cached(task, extra, tmp_path):
         for cache in ("memory", "none"):
             r = recipe.override(cache=cache)
             assert pipeline.should_cache(r, builder, split) == (cache == "memory")
-            ds = pipeline.make_dataset(r, builder, split, training=training, batch_size=2, seed=3)
-            got[cache] = [batches(ds), batches(ds)]  # two epochs: reshuffled, re-augmented
+            reader = pipeline.reader_for(r, builder, split, training=training, seed=3)
+            got[cache] = [
+                batches(pipeline.make_dataset(r, builder, split, training=training, batch_size=2,
+                                              seed=3, epoch=e, reader=reader))
+                for e in (0, 1)  # two epochs: reshuffled, re-augmented
+            ]  # fmt: skip
         assert got["memory"][0], (task, split)
         assert len(got["memory"][0]) == len(got["none"][0])
         for epoch in range(2):
-            for a, b in zip(got["memory"][epoch], got["none"][epoch]):
+            for a, b in zip(got["memory"][epoch], got["none"][epoch], strict=True):
                 for x, y in zip(a, b):
                     np.testing.assert_array_equal(x, y, err_msg=f"{task} {split} {epoch}")
         if training:  # the second epoch is a different shuffle/augmentation
@@ -59,20 +63,40 @@ def test_uncached_equals_cached(task, extra, tmp_path):
 
 
 @pytest.mark.parametrize("task", ["TXC", "LXS"])
-def test_repeated_dataset_equals_one_iterator_per_epoch(task, tmp_path):
-    # fit takes batches_per_epoch batches per epoch from one iterator over repeat=True.
+def test_an_epoch_is_a_pure_function_of_seed_and_epoch(task, tmp_path):
+    # What --resume relies on: epoch 2 rebuilt in a fresh reader (no epochs before it, no
+    # cache filled yet) gives the batches the run's own epoch 2 gave.
     recipe, builder = tiny_built(task, tmp_path)
-    k = pipeline.batches_per_epoch(recipe, builder, "train", 2)
-    assert k == builder.info.splits["train"].num_examples // 2
-    args = {"training": True, "batch_size": 2, "seed": 5}
-    per_epoch = pipeline.make_dataset(recipe, builder, "train", **args)
-    expected = batches(per_epoch) + batches(per_epoch)  # two epochs, two iterators
-    assert len(expected) == 2 * k
-    repeated = pipeline.make_dataset(recipe, builder, "train", repeat=True, **args)
-    got = batches(repeated.take(2 * k))
-    for a, b in zip(expected, got, strict=True):
+    args = {"training": True, "batch_size": 3, "seed": 5}
+    reader = pipeline.reader_for(recipe, builder, "train", training=True, seed=5)
+    run = [batches(pipeline.make_dataset(recipe, builder, "train", epoch=e, reader=reader, **args))
+           for e in range(3)]  # fmt: skip
+    fresh = batches(pipeline.make_dataset(recipe, builder, "train", epoch=2, **args))
+    for a, b in zip(run[2], fresh, strict=True):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+    n = builder.info.splits["train"].num_examples
+    assert len(run[0]) == -(-n // 3)  # the last partial batch is kept (drop_last=False)
+    assert sum(len(b[0]) for b in run[0]) == n
+
+
+def test_cache_is_filled_once_for_all_epochs(tmp_path):
+    recipe, builder = tiny_built("TXC", tmp_path, cache="memory")
+    reader = pipeline.reader_for(recipe, builder, "train", training=True, seed=0)
+    calls = []
+    prepare = reader.prepare
+
+    def counting(*args):
+        import tensorflow as tf
+
+        tf.py_function(lambda: calls.append(1) or 0, [], tf.int32)
+        return prepare(*args)
+
+    reader.prepare = counting
+    for epoch in range(3):
+        batches(pipeline.make_dataset(recipe, builder, "train", training=True, batch_size=4,
+                                      epoch=epoch, reader=reader))  # fmt: skip
+    assert len(calls) == builder.info.splits["train"].num_examples
 
 
 def test_filtered_split_has_unknown_epoch_length():

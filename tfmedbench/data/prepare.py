@@ -23,6 +23,12 @@ def default_data_dir():
 
 def get_builder(builder_name, data_dir=None):
     tfds = tfds_module()
+    name, _, config = str(builder_name).partition("/")
+    if config:
+        known = [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
+        if config not in known:
+            raise UserError(f"--data-config {config!r}: {name} has the configs "
+                            f"{', '.join(known) or '(none)'}")  # fmt: skip
     return tfds.builder(builder_name, data_dir=data_dir or default_data_dir())
 
 
@@ -36,7 +42,7 @@ def build(builder_name, manual_dir, data_dir=None, verbose=True):
     if not manual_dir or not os.path.isdir(manual_dir):
         raise UserError(
             f"--manual-dir {manual_dir!r} is not a folder; point it at the raw files of "
-            f"{builder_name} (see `tfmedbench data list` for the expected tree)"
+            f"{builder_name} (see `tfmedbench data info TASK` for the expected tree)"
         )
     builder = get_builder(builder_name, data_dir)
     config = tfds.download.DownloadConfig(manual_dir=os.path.abspath(manual_dir))

@@ -10,7 +10,7 @@ import math
 
 import tensorflow as tf
 
-from tfmedbench.tasks import IMAGENET_MEAN, IMAGENET_STD
+from tfmedbench.models.resnet import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_float(image):
@@ -41,6 +41,41 @@ def normalize(image, mode="imagenet"):
 def resize(image, size, method="bilinear"):
     """Resize to a square `size` (torchvision `Resize((s, s))`), antialiased when shrinking."""
     return tf.image.resize(image, (size, size), method=method, antialias=method != "nearest")
+
+
+def resize_cv2_nearest(image, size):
+    """cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST), exactly.
+
+    cv2 picks source pixel min(floor(x * (src / dst)), src - 1) -- no half-pixel offset, unlike
+    tf.image.resize's nearest -- with the scale computed as 1 / (dst / src) in double precision.
+    """
+
+    def indices(src):
+        inv_scale = 1.0 / (tf.cast(size, tf.float64) / tf.cast(src, tf.float64))
+        x = tf.floor(tf.range(size, dtype=tf.float64) * inv_scale)
+        return tf.minimum(tf.cast(x, tf.int32), src - 1)
+
+    shape = tf.shape(image)
+    rows = tf.gather(image, indices(shape[0]), axis=0)
+    return tf.gather(rows, indices(shape[1]), axis=1)
+
+
+def resize_cv2_linear(image_u8, size):
+    """cv2.resize(image, (size, size)) (INTER_LINEAR) of a uint8 image, as uint8.
+
+    Same geometry as cv2 (half-pixel centres, border clamping, no antialiasing when shrinking);
+    cv2 interpolates uint8 in 11-bit fixed point, this in float32 then rounds, so results agree
+    to within 1 grey level.
+    """
+    resized = tf.image.resize(tf.cast(image_u8, tf.float32), (size, size), method="bilinear",
+                              antialias=False)  # fmt: skip
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
+def resize_mask_cv2_linear(mask01, size):
+    """The original DRIVE label resize: cv2 INTER_LINEAR of the 0/255 label, then > 127."""
+    resized = resize_cv2_linear(tf.cast(mask01, tf.uint8) * 255, size)
+    return tf.cast(resized > 127, tf.uint8)
 
 
 def split_seed(seed, n):

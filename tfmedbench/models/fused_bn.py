@@ -66,12 +66,13 @@ class BatchNormalization(layers.BatchNormalization):
             variance = var_unbiased * ((n - 1.0) / tf.maximum(n, 1.0))
             mean = tf.stop_gradient(mean)
             variance = tf.stop_gradient(variance)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
+            # A replica can receive no example of a partial last batch: its statistics are
+            # undefined (NaN) and must leave the moving averages alone.
+            seen = n > 0
+            moving_mean = self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
+            moving_var = self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            self.moving_mean.assign(tf.where(seen, moving_mean, self.moving_mean))
+            self.moving_variance.assign(tf.where(seen, moving_var, self.moving_variance))
         else:
             y, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
                 x=x, scale=gamma, offset=beta,

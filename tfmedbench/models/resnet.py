@@ -20,6 +20,10 @@ from tfmedbench.models.fused_bn import BatchNormalization
 EXPANSION = 4
 RESNET50_DEPTHS = (3, 4, 6, 3)
 RESNET50_WIDTH = 64
+# The input normalisation torchvision's ImageNet models (and every initialization of the paper)
+# were trained with: RGB in [0, 1], then (x - mean) / std.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 # PyTorch BatchNorm2d defaults: eps 1e-5, momentum 0.1 (== Keras momentum 0.9).
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9

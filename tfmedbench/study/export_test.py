@@ -15,12 +15,13 @@ TINY = {"depths": (1, 1, 1, 1), "width": 8, "epochs": 1, "batch_size": 4, "test_
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One tiny fine-tuned classifier (TXC) and one tiny U-Net (VFS) run directory."""
-    from tfmedbench.synthetic import write_drive_tree, write_shenzhen_tree
+    from datasets_tfds.drive.fake_data import write_tree as write_drive_tree
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
     from tfmedbench.train import fit
 
     root = tmp_path_factory.mktemp("export")
     write_shenzhen_tree(root / "raw_txc", n_images=24, size=64, seed=0)
-    write_drive_tree(root / "raw_vfs", n_train=8, n_test=4, height=584, width=565, seed=0)
+    write_drive_tree(root / "raw_vfs", n_train=8, n_test=4, seed=0)
     out = {}
     for task, raw in (("TXC", "raw_txc"), ("VFS", "raw_vfs")):
         out[task] = fit(

@@ -18,20 +18,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import shutil
 
 from tfmedbench.errors import UserError
-from tfmedbench.fileutil import sha256_file
-from tfmedbench.tasks import IMAGENET_MEAN, IMAGENET_STD, get_recipe
+from tfmedbench.fileutil import sha256_file, sidecar_path, versions
+from tfmedbench.train.rundir import write_json
+from tfmedbench.models.resnet import IMAGENET_MEAN, IMAGENET_STD
+from tfmedbench.study.config import LABEL_RE
 
 DATASETS = {"chestxray14": "DXC14", "chexpert": "DXC5"}
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
-
-
-def sidecar_path(weights_path):
-    """The converter's sidecar convention: x.weights.h5 -> x.weights.h5.json."""
-    return os.fspath(weights_path) + ".json"
+NAME_RE = LABEL_RE  # one naming rule for initialization labels and pre-trained names
 
 
 def default_name(dataset, init):
@@ -39,130 +35,92 @@ def default_name(dataset, init):
     return f"{init_label}_{dataset}"
 
 
-def pretrain(
-    dataset,
-    init="imagenet",
-    output_dir=".",
-    *,
-    name=None,
-    data_dir=None,
-    manual_dir=None,
-    seed=0,
-    overrides=None,
-    strategy="auto",
-    tpu=None,
-    precision="auto",
-    jit_compile="auto",
-    allow_fetch=False,
-    register=False,
-    verbose=1,
-    fit_fn=None,
-):
-    """Pre-train on `dataset` from `init`; return dict(weights, sidecar, run_dir, metrics)."""
+def _plan(dataset, init, output_dir, name, register):
+    """Validate the command before anything is written; returns (task, name, weights out)."""
     dataset = str(dataset).lower()
     if dataset not in DATASETS:
         raise UserError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    task = DATASETS[dataset]
     name = name or default_name(dataset, init)
     if not NAME_RE.match(name):
         raise UserError(f"--name {name!r}: use letters, digits and ._+- only")
-    output_dir = os.path.abspath(os.fspath(output_dir))
-    os.makedirs(output_dir, exist_ok=True)
-    weights_out = os.path.join(output_dir, f"{name}.weights.h5")
-    run_dir = os.path.join(output_dir, f"{name}.run")
+    weights_out = os.path.join(os.path.abspath(os.fspath(output_dir)), f"{name}.weights.h5")
     if os.path.exists(weights_out):
         raise UserError(f"{weights_out} exists; choose another --name or --output")
-    try:
-        recipe = get_recipe(task, **(overrides or {}))
-    except (KeyError, ValueError) as err:
-        raise UserError(str(err.args[0] if err.args else err)) from None
-
     if register:
         _check_registrable(name)  # fail before hours of training, not after
-    from tfmedbench.train.weights import resolve_weights_path
+    return DATASETS[dataset], name, weights_out
 
-    init_path = resolve_weights_path(init, allow_fetch=allow_fetch)
-    if fit_fn is None:
-        from tfmedbench.train import fit as fit_fn
-    if os.path.exists(run_dir):
-        shutil.rmtree(run_dir)
-    result = fit_fn(
-        task,
-        init,
-        data_dir=data_dir,
-        manual_dir=manual_dir,
-        output_dir=run_dir,
-        seed=seed,
-        overrides=overrides,
-        strategy=strategy,
-        tpu=tpu,
-        precision=precision,
-        jit_compile=jit_compile,
-        allow_fetch=allow_fetch,
-        verbose=verbose,
-    )
-    metrics = dict(result.metrics)
+
+def pretrain(dataset, init="imagenet", output_dir=".", *, name=None, seed=0, overrides=None,
+             register=False, run_fn=None, **spec_options):  # fmt: skip
+    """Pre-train on `dataset` from `init`; return dict(weights, sidecar, run_dir, metrics).
+
+    spec_options: `make_spec` options (data_dir, manual_dir, runtime, allow_fetch, verbose...).
+    Nothing is left behind when it fails: a new output folder is removed again.
+    """
+    from tfmedbench.train.spec import make_spec
+
+    task, name, weights_out = _plan(dataset, init, output_dir, name, register)
+    output_dir = os.path.dirname(weights_out)
+    run_dir = os.path.join(output_dir, f"{name}.run")
+    spec = make_spec(task, init, overrides=overrides, seed=seed, output_dir=run_dir,
+                     overwrite=True, **spec_options)  # fmt: skip
+    created = not os.path.exists(output_dir)
+    try:
+        return _pretrain(spec, str(dataset).lower(), name, weights_out, register, run_fn)
+    except BaseException:
+        shutil.rmtree(output_dir if created else run_dir, ignore_errors=True)
+        raise
+
+
+def _pretrain(spec, dataset, name, weights_out, register, run_fn):
+    if run_fn is None:
+        from tfmedbench.train.fit import run as run_fn
+    result = run_fn(spec)
     backbone = os.path.join(os.fspath(result.run_dir), "backbone.weights.h5")
     if not os.path.exists(backbone):
         raise UserError(f"the pre-training run wrote no backbone weights ({backbone})")
-    check_loads(backbone, recipe)
+    check_loads(backbone, spec.recipe)
     tmp = weights_out[: -len(".weights.h5")] + ".tmp.weights.h5"
     shutil.copyfile(backbone, tmp)
     os.replace(tmp, weights_out)
+    side = sidecar_path(weights_out)
+    write_json(side, _sidecar(spec, dataset, name, weights_out, dict(result.metrics), result))
+    registered = register_weights(name, weights_out) if register else None
+    return {"weights": weights_out, "sidecar": side, "run_dir": os.fspath(result.run_dir),
+            "metrics": dict(result.metrics), "registered": registered}  # fmt: skip
 
-    from tfmedbench.train.rundir import versions, write_json
 
-    # The converter's sidecar fields (weights_converter.convert), plus what the pre-training was.
-    sidecar = {
+def _sidecar(spec, dataset, name, weights_out, metrics, result):
+    """The converter's sidecar fields (weights_converter.convert), plus what the pre-training was."""
+    recipe, init_path = spec.recipe, spec.weights_path
+    return {
         "name": name,
-        "source": os.path.basename(init_path) if init_path else str(init),
+        "source": os.path.basename(init_path) if init_path else spec.weights,
         "source_sha256": sha256_file(init_path) if init_path else None,
         "format": "tfmedbench-pretrain",
         "depths": list(recipe.depths),
         "width": recipe.width,
         "ignored": {"pre-training head (not part of the backbone)": 1},
         "ignored_keys": ["fc"],
-        "notes": [
-            f"continual supervised pre-training on {dataset} ({recipe.builder}, "
-            f"{recipe.num_outputs} labels, sigmoid + BCE) starting from {init}"
-        ],
-        "normalization": {
-            "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD),
-            "note": "trained on RGB in [0, 1] normalised with ImageNet mean/std",
-        },
+        "notes": [f"continual supervised pre-training on {dataset} ({recipe.builder}, "
+                  f"{recipe.num_outputs} labels, sigmoid + BCE) starting from {spec.weights}"],
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                          "note": "trained on RGB in [0, 1] normalised with ImageNet mean/std"},
         "parity": None,  # trained in Keras: there is no other framework's model to compare with
         "versions": metrics.get("versions") or versions(),
         "sha256": sha256_file(weights_out),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "pretrain": {
-            "dataset": dataset,
-            "builder": recipe.builder,
-            "recipe": task,
-            "labels": list(recipe.labels),
-            "uncertainty_policy": recipe.uncertainty_policy or None,
-            "init": str(init),
-            "init_path": init_path,
-            "seed": seed,
-            "run_dir": os.path.relpath(os.fspath(result.run_dir), output_dir),
-            "epochs_run": metrics.get("epochs_run"),
-            "best_epoch": metrics.get("best_epoch"),
-            "best_val_loss": metrics.get("best_val_loss"),
-            "test_metric": metrics.get("metric"),
-            "test_score": metrics.get("score"),
-            "recipe_fields": recipe.to_dict(),
+            "dataset": dataset, "builder": recipe.builder, "recipe": spec.task,
+            "labels": list(recipe.labels), "uncertainty_policy": recipe.uncertainty_policy or None,
+            "init": spec.weights, "init_path": init_path, "seed": spec.seed,
+            "run_dir": os.path.relpath(os.fspath(result.run_dir), os.path.dirname(weights_out)),
+            "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
+            "best_val_loss": metrics.get("best_val_loss"), "test_metric": metrics.get("metric"),
+            "test_score": metrics.get("score"), "recipe_fields": recipe.to_dict(),
         },
-    }
-    side = sidecar_path(weights_out)
-    write_json(side, sidecar)
-    registered = register_weights(name, weights_out) if register else None
-    return {
-        "weights": weights_out,
-        "sidecar": side,
-        "run_dir": os.fspath(result.run_dir),
-        "metrics": metrics,
-        "registered": registered,
-    }
+    }  # fmt: skip
 
 
 def check_loads(path, recipe):

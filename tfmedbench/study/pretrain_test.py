@@ -86,7 +86,7 @@ def test_pretrain_from_a_weights_file_then_fine_tune_with_it(data, tmp_path):
     assert len(new) == len(old)
     assert any(not np.array_equal(a, b) for a, b in zip(new, old))
     # usable as --weights PATH in fine-tuning, with the pre-trained backbone actually loaded
-    from tfmedbench.synthetic import write_shenzhen_tree
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
     from tfmedbench.train import fit
 
     write_shenzhen_tree(tmp_path / "raw_txc", n_images=24, size=64, seed=1)
@@ -122,7 +122,7 @@ def test_pretrain_cli_random_init_and_register(data, tmp_path, monkeypatch):
     assert "use it:  tfmedbench fit --task TXC --weights" in result.output
     # registered: the name now resolves to the file
     assert "registered as random_chestxray14" in result.output
-    path = resolve_weights_path("random_chestxray14")
+    path = resolve_weights_path("random_chestxray14", depths=(1, 1, 1, 1), width=8)
     assert path == str(tmp_path / "random_chestxray14.weights.h5")
 
 

@@ -10,6 +10,10 @@ variance, `test="student"`; the paper says "independent two-sample t-test" witho
 and Holm's step-down correction across the comparisons of one table (one family), so that the
 family-wise error rate stays at alpha.
 
+Report styles (`STYLES`, `resolve_style`): "paper" (the default) = +- as np.std with ddof = 0,
+Student's test, no correction, as the paper did; "tfmedbench" = ddof = 1, Welch, Holm.
+`t_test_from_stats` tests measured runs against a published mean +- std (n = 10 in the paper).
+
 Undefined cases are reported, never guessed: a test needs n >= 2 in both groups; when both groups
 have zero variance the t statistic is undefined (p = NaN, "not significant") unless the means
 differ, in which case scipy's inf/0 result is kept as it is.
@@ -32,6 +36,18 @@ TEST_NAMES = {
 CORRECTION_NAMES = {
     "holm": "Holm step-down correction across all comparisons in the table",
     "none": "no multiple-comparison correction",
+}
+# How results are summarised and tested. "paper" follows the paper's protocol (the project
+# default): +- is np.std (ddof = 0, as the original code printed), an independent two-sample
+# Student t-test, no multiple-comparison correction. "tfmedbench": sample std (ddof = 1), Welch's
+# test (no equal-variance assumption) and Holm's correction across each table.
+STYLES = {
+    "paper": {"test": "student", "correction": "none", "ddof": 0},
+    "tfmedbench": {"test": "welch", "correction": "holm", "ddof": 1},
+}
+STD_NAMES = {
+    0: "np.std (ddof = 0, population formula; what the paper's code printed)",
+    1: "sample standard deviation (ddof = 1)",
 }
 
 
@@ -167,3 +183,52 @@ def n_comparisons(rows):
 def _finite(values: Iterable | Sequence):
     x = np.asarray([v for v in values if v is not None], dtype=np.float64)
     return x[np.isfinite(x)]
+
+
+def resolve_style(style="paper", test=None, correction=None):
+    """{style, test, correction, ddof} of a report style; `test`/`correction` override it."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {tuple(STYLES)}, got {style!r}")
+    out = dict(STYLES[style], style=style)
+    if test is not None:
+        if test not in TESTS:
+            raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+        out["test"] = test
+    if correction is not None:
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        out["correction"] = correction
+    return out
+
+
+def t_test_from_stats(values, ref_mean, ref_std, ref_n, test="student", ref_ddof=0):
+    """Two-sided t-test of measured `values` against a published mean +- std over ref_n runs.
+
+    scipy.stats.ttest_ind_from_stats wants sample standard deviations (ddof = 1); a published
+    std computed with ddof = 0 is converted by sqrt(n / (n - 1)). One measured value can still
+    be tested with Student's pooled test (it contributes no variance, only its mean; pooled df =
+    ref_n - 1), not with Welch's (its own variance would be needed). Returns dict diff (measured
+    - published), t, df, p, n; t/df/p NaN when undefined.
+    """
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    x = _finite(values)
+    out = dict(diff=math.nan, t=math.nan, df=math.nan, p=math.nan, n=int(x.size))
+    if x.size == 0 or not (ref_n and ref_n >= 2) or not math.isfinite(ref_std):
+        return out
+    out["diff"] = float(x.mean() - ref_mean)
+    s_ref = ref_std * math.sqrt(ref_n / (ref_n - 1)) if ref_ddof == 0 else ref_std
+    if x.size < 2 and test == "welch":
+        return out
+    s = float(x.std(ddof=1)) if x.size >= 2 else 0.0
+    if s == 0 and s_ref == 0:
+        return out  # both constant: the t statistic is 0/0 or x/0, report it as undefined
+    res = sps.ttest_ind_from_stats(float(x.mean()), s, x.size, ref_mean, s_ref, ref_n,
+                                   equal_var=(test == "student"))  # fmt: skip
+    if test == "student":
+        df = x.size + ref_n - 2
+    else:
+        qa, qb = s**2 / x.size, s_ref**2 / ref_n
+        df = (qa + qb) ** 2 / (qa**2 / (x.size - 1) + qb**2 / (ref_n - 1))
+    out.update(t=float(res.statistic), df=float(df), p=float(res.pvalue))
+    return out

@@ -139,3 +139,44 @@ def test_worse_direction_is_negative():
     rows = stats.compare_to_baseline({("T", "base"): A, ("T", "bad"): B}, "base")
     bad = [r for r in rows if r["weights"] == "bad"][0]
     assert bad["significant"] and bad["direction"] == -1 and bad["diff"] < 0
+
+
+def test_styles_and_overrides():
+    paper = {"style": "paper", "test": "student", "correction": "none", "ddof": 0}
+    ours = {"style": "tfmedbench", "test": "welch", "correction": "holm", "ddof": 1}
+    assert stats.resolve_style("paper") == paper and stats.resolve_style("tfmedbench") == ours
+    assert stats.resolve_style("paper", test="welch")["test"] == "welch"
+    assert stats.resolve_style("tfmedbench", correction="none")["correction"] == "none"
+    for bad in ({"style": "nature"}, {"test": "paired"}, {"correction": "bonferroni"}):
+        with pytest.raises(ValueError):
+            stats.resolve_style(**{"style": "paper", **bad})
+
+
+@pytest.mark.parametrize("test,equal_var", [("student", True), ("welch", False)])
+def test_t_test_from_stats_equals_the_test_on_raw_runs(test, equal_var):
+    # The "published" side is B summarised as the paper prints it: mean and np.std (ddof 0).
+    ref = np.asarray(B) * 100
+    measured = np.asarray(C) * 100
+    res = stats.t_test_from_stats(measured, ref.mean(), ref.std(ddof=0), len(ref), test, ref_ddof=0)
+    raw = sps.ttest_ind(measured, ref, equal_var=equal_var)
+    assert res["t"] == pytest.approx(raw.statistic, rel=1e-10)
+    assert res["p"] == pytest.approx(raw.pvalue, rel=1e-10)
+    assert res["df"] == pytest.approx(float(raw.df), rel=1e-10)
+    assert res["diff"] == pytest.approx(measured.mean() - ref.mean())
+    # given as a sample std (ddof 1) it is used as is
+    same = stats.t_test_from_stats(measured, ref.mean(), ref.std(ddof=1), len(ref), test, ref_ddof=1)
+    assert same["p"] == pytest.approx(res["p"], rel=1e-12)
+
+
+def test_t_test_from_stats_single_run_and_undefined():
+    # one measured run against the paper's n=10: Student's pooled test still works (the run adds
+    # its mean, no variance): t = (x - m) / (s * sqrt(1 + 1/10)), df = 9
+    s1 = 0.63 * math.sqrt(10 / 9)
+    res = stats.t_test_from_stats([96.5], 95.62, 0.63, 10, "student", ref_ddof=0)
+    t = (96.5 - 95.62) / (s1 * math.sqrt(1 + 1 / 10))
+    assert res["t"] == pytest.approx(t, rel=1e-12) and res["df"] == 9
+    assert res["p"] == pytest.approx(2 * sps.t.sf(abs(t), 9), rel=1e-10)
+    assert math.isnan(stats.t_test_from_stats([96.5], 95.62, 0.63, 10, "welch")["p"])
+    assert math.isnan(stats.t_test_from_stats([100.0, 100.0], 100.0, 0.0, 10)["p"])  # 0/0
+    assert math.isnan(stats.t_test_from_stats([], 95.0, 1.0, 10)["diff"])
+    assert math.isnan(stats.t_test_from_stats([95.0, 96.0], 95.0, math.nan, 10)["p"])

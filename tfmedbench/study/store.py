@@ -6,7 +6,7 @@ crash or SIGKILL the file holds every record that was acknowledged and at most o
 line, which readers ignore and the next writer truncates away (it was never acknowledged, so its
 run is unfinished and runs again).
 
-Records are keyed by (task, weights, seed). A writer holds an exclusive `flock` on
+Records are keyed by (task, weights, seed, protocol, label fraction). A writer holds an exclusive `flock` on
 `results.jsonl.lock` for its whole session, so two sweeps can never write the same store, and it
 refuses to add a second successful record for a key. Readers resolve each key to one record: the
 first successful one if any, else the latest failed attempt (`attempts` counts them all).
@@ -27,7 +27,10 @@ SCHEMA_VERSION = 1
 
 
 def record_key(record):
-    return (str(record["task"]), str(record["weights"]), int(record["seed"]))
+    """(task, weights, seed, protocol, label fraction); records of the paper's grid written
+    before the last two axes existed read as ("finetune", 1.0)."""
+    return (str(record["task"]), str(record["weights"]), int(record["seed"]),
+            str(record.get("protocol") or "finetune"), float(record.get("label_fraction") or 1.0))
 
 
 def _json_default(value):

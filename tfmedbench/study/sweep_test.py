@@ -10,27 +10,32 @@ import time
 
 import pytest
 
+from tfmedbench.study import config as config_lib
+from tfmedbench.study import progress as progress_lib
 from tfmedbench.study import sweep
 from tfmedbench.errors import UserError
-from tfmedbench.study.store import ResultsStore, read_records
+from tfmedbench.study.store import ResultsStore, read_records, record_key
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-# --------------------------------------------------------------------------- fake fit
+# --------------------------------------------------------------------------- stand-in run
 class FakeResult:
     def __init__(self, run_dir, metrics):
         self.run_dir, self.metrics = run_dir, metrics
 
 
-class FakeFit:
-    """Deterministic stand-in for `fit` (no TensorFlow): score from (task, weights, seed)."""
+class FakeRun:
+    """Deterministic stand-in for `train.fit.run` (no TensorFlow): score from the spec, so the
+    store's bookkeeping is tested in milliseconds; the end-to-end tests below train for real."""
 
     def __init__(self, fail=(), interrupt_at=None):
-        self.calls, self.fail, self.interrupt_at = [], set(fail), interrupt_at
+        self.calls, self.specs, self.fail, self.interrupt_at = [], [], set(fail), interrupt_at
 
-    def __call__(self, task, weights, *, output_dir, seed, overrides=None, **kwargs):
+    def __call__(self, spec):
+        task, weights, seed, output_dir = spec.task, spec.weights, spec.seed, spec.output_dir
         self.calls.append((task, weights, seed))
+        self.specs.append(spec)
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt
         os.makedirs(output_dir, exist_ok=True)
@@ -42,19 +47,21 @@ class FakeFit:
             output_dir,
             {"task": task, "weights": weights, "seed": seed, "metric": "auc", "score": score,
              "per_class": {"x": score}, "epochs_run": 3 + seed, "best_epoch": 2,
-             "status": "ok", "versions": {"tensorflow": "x"}, "overrides": overrides},
+             "status": "ok", "versions": {"tensorflow": "x"}, "epochs": spec.recipe.epochs},
         )  # fmt: skip
+
+
 
 
 def make_config(**kw):
     base = dict(tasks=("TXC", "VFS"), weights=(("random", "random"), ("a", "/x/a.weights.h5")),
                 runs=3, overrides={"epochs": 1}, verbose=0)  # fmt: skip
     base.update(kw)
-    return sweep.SweepConfig(**base)
+    return config_lib.SweepConfig(**base)
 
 
 def run(config, out, fit, **kw):
-    return sweep.run_sweep(config, out, fit_fn=fit, check_data=False, stream=open(os.devnull, "w"), **kw)
+    return sweep.run_sweep(config, out, run_fn=fit, check_data=False, stream=open(os.devnull, "w"), **kw)
 
 
 # --------------------------------------------------------------------------- unit tests
@@ -63,48 +70,48 @@ def test_seeds_are_derived_from_the_run_index():
     assert len(cells) == 2 * 2 * 3
     assert {c["seed"] for c in cells if c["run"] == 2} == {2}
     assert [c["seed"] for c in make_config(base_seed=10).cells()][:4] == [10, 10, 10, 10]
-    assert sweep.derive_seed(4, 100) == 104
+    assert config_lib.derive_seed(4, 100) == 104
     # run-major order: every (task, weights) gets its first run before any second run
     assert [c["run"] for c in cells[:4]] == [0, 0, 0, 0]
 
 
 def test_sweep_runs_all_then_resumes_without_rerunning(tmp_path):
-    fit = FakeFit()
+    fit = FakeRun()
     summary = run(make_config(), tmp_path, fit)
     assert summary == dict(total=12, skipped=0, ran=12, ok=12, failed=0)
-    again = FakeFit()
+    again = FakeRun()
     summary = run(make_config(), tmp_path, again)
     assert again.calls == [] and summary["skipped"] == 12
     recs = read_records(tmp_path / "results.jsonl")
-    assert len(recs) == 12 and len({sweep.record_key(r) for r in recs}) == 12
+    assert len(recs) == 12 and len({record_key(r) for r in recs}) == 12
     rec = recs[0]
     assert rec["status"] == "ok" and rec["run_dir"] == os.path.join("runs", "TXC", "random", "seed-0")
     assert rec["weights"] == "random" and rec["score"] > 0
     # growing the grid runs only the new cells
-    more = FakeFit()
+    more = FakeRun()
     summary = run(make_config(runs=4), tmp_path, more)
     assert summary["ran"] == 4 and {c[2] for c in more.calls} == {3}
 
 
 def test_interrupted_sweep_resumes_at_the_interrupted_cell(tmp_path):
-    fit = FakeFit(interrupt_at=5)
+    fit = FakeRun(interrupt_at=5)
     with pytest.raises(KeyboardInterrupt):
         run(make_config(), tmp_path, fit)
     assert len(read_records(tmp_path / "results.jsonl")) == 4
     # the interrupted cell left a run dir but no record: it is deleted and run again
     cell5 = fit.calls[4]
-    resumed = FakeFit()
+    resumed = FakeRun()
     run(make_config(), tmp_path, resumed)
     assert resumed.calls[0] == cell5 and len(resumed.calls) == 8
-    reference = FakeFit()
+    reference = FakeRun()
     run(make_config(), tmp_path / "ref", reference)
-    got = {sweep.record_key(r): r["score"] for r in read_records(tmp_path / "results.jsonl")}
-    ref = {sweep.record_key(r): r["score"] for r in read_records(tmp_path / "ref" / "results.jsonl")}
+    got = {record_key(r): r["score"] for r in read_records(tmp_path / "results.jsonl")}
+    ref = {record_key(r): r["score"] for r in read_records(tmp_path / "ref" / "results.jsonl")}
     assert got == ref and len(read_records(tmp_path / "results.jsonl")) == 12
 
 
 def test_failed_run_is_recorded_and_the_sweep_continues(tmp_path):
-    fit = FakeFit(fail={("VFS", 1)})
+    fit = FakeRun(fail={("VFS", 1)})
     summary = run(make_config(), tmp_path, fit)
     assert summary["failed"] == 2 and summary["ok"] == 10 and len(fit.calls) == 12
     failed = [r for r in read_records(tmp_path / "results.jsonl") if r["status"] == "failed"]
@@ -112,19 +119,19 @@ def test_failed_run_is_recorded_and_the_sweep_continues(tmp_path):
     assert failed[0]["error_type"] == "FloatingPointError" and "nan" in failed[0]["error"]
     assert "Traceback" in failed[0]["traceback"]
     # default: a failed cell is finished (not re-run); --retry-failed runs it again
-    again = FakeFit()
+    again = FakeRun()
     assert run(make_config(), tmp_path, again)["ran"] == 0
-    retry = FakeFit()
+    retry = FakeRun()
     summary = run(make_config(retry_failed=True), tmp_path, retry)
     assert summary["ran"] == 2 and summary["ok"] == 2
     resolved = ResultsStore(tmp_path).resolved()
     assert all(r["status"] == "ok" for r in resolved.values()) and len(resolved) == 12
-    assert resolved[("VFS", "a", 1)]["attempts"] == 2
+    assert resolved[("VFS", "a", 1, "finetune", 1.0)]["attempts"] == 2
 
 
 def test_no_score_is_a_failure(tmp_path):
-    def nan_fit(task, weights, *, output_dir, seed, **kw):
-        return FakeResult(output_dir, {"metric": "auc", "score": float("nan")})
+    def nan_fit(spec):
+        return FakeResult(spec.output_dir, {"metric": "auc", "score": float("nan")})
 
     run(make_config(runs=1, tasks=("TXC",)), tmp_path, nan_fit)
     recs = read_records(tmp_path / "results.jsonl")
@@ -159,25 +166,25 @@ def test_store_refuses_duplicates_and_concurrent_writers(tmp_path):
 
 
 def test_changed_settings_are_refused(tmp_path):
-    run(make_config(runs=1), tmp_path, FakeFit())
+    run(make_config(runs=1), tmp_path, FakeRun())
     with pytest.raises(UserError, match="different settings.*overrides"):
-        run(make_config(runs=1, overrides={"epochs": 2}), tmp_path, FakeFit())
+        run(make_config(runs=1, overrides={"epochs": 2}), tmp_path, FakeRun())
     with pytest.raises(UserError, match="weights 'a'"):
-        run(make_config(runs=1, weights=(("a", "/y/other.weights.h5"),)), tmp_path, FakeFit())
+        run(make_config(runs=1, weights=(("a", "/y/other.weights.h5"),)), tmp_path, FakeRun())
     # the same setting written differently ("1" vs 1) is the same sweep
-    assert run(make_config(runs=1, overrides={"epochs": "1"}), tmp_path, FakeFit())["ran"] == 0
+    assert run(make_config(runs=1, overrides={"epochs": "1"}), tmp_path, FakeRun())["ran"] == 0
 
 
 def test_config_parsing(tmp_path):
     w = tmp_path / "tiny_a.weights.h5"
     w.write_bytes(b"")
-    parsed = sweep.parse_weights(["random,imagenet", f"mine={w}", str(w)])
+    parsed = config_lib.parse_weights(["random,imagenet", f"mine={w}", str(w)])
     assert parsed == (("random", "random"), ("imagenet", "imagenet"), ("mine", str(w)),
                       ("tiny_a", str(w)))  # fmt: skip
     (tmp_path / "tiny_a.weights.h5.json").write_text(json.dumps({"name": "swav_converted"}))
-    assert sweep.weights_label(str(w)) == "swav_converted"  # the sidecar's name wins
-    assert sweep.parse_manual_dirs(["TXC=/raw/s", "/raw/all"]) == {"TXC": "/raw/s", "*": "/raw/all"}
-    cfg = sweep.config_from_mapping(
+    assert config_lib.weights_label(str(w)) == "swav_converted"  # the sidecar's name wins
+    assert config_lib.parse_manual_dirs(["TXC=/raw/s", "/raw/all"]) == {"TXC": "/raw/s", "*": "/raw/all"}
+    cfg = config_lib.config_from_mapping(
         {"tasks": "txc,vfs", "weights": {"r": "random"}, "runs": 2,
          "set": {"depths": "1,1,1,1"}, "task_overrides": {"vfs": {"epochs": 3}}},
         runs=5, overrides={"width": "8"},
@@ -190,11 +197,11 @@ def test_config_parsing(tmp_path):
     with pytest.raises(UserError, match="given twice"):
         make_config(weights=(("a", "random"), ("a", "imagenet")))
     with pytest.raises(UserError, match="unknown key"):
-        sweep.config_from_mapping({"tasks": "TXC", "weights": "random", "runs": 1, "run": 2})
+        config_lib.config_from_mapping({"tasks": "TXC", "weights": "random", "runs": 1, "run": 2})
 
 
 def test_progress_line_and_eta():
-    p = sweep.Progress(total=10, done=4, stream=open(os.devnull, "w"))
+    p = progress_lib.Progress(total=10, done=4, stream=open(os.devnull, "w"))
     assert "4/10 cells (40%)" in p.line(["TXC"] * 6) and "ETA --:--" in p.line([])
     p.finished("TXC", 10.0, ok=True)
     p.finished("VFS", 30.0, ok=False)
@@ -212,11 +219,12 @@ def fixture_data(tmp_path_factory):
     import keras
 
     from tfmedbench.models import resnet50
-    from tfmedbench.synthetic import write_drive_tree, write_shenzhen_tree
+    from datasets_tfds.drive.fake_data import write_tree as write_drive_tree
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
 
     root = tmp_path_factory.mktemp("sweep_data")
     write_shenzhen_tree(root / "raw_txc", n_images=40, size=64, seed=0)
-    write_drive_tree(root / "raw_vfs", n_train=8, n_test=4, height=584, width=565, seed=0)
+    write_drive_tree(root / "raw_vfs", n_train=8, n_test=4, seed=0)
     weights = {}
     for i, name in enumerate(("tiny_a", "tiny_b")):
         keras.utils.set_random_seed(100 + i)
@@ -246,7 +254,7 @@ def env():
 
 def scores_of(path):
     return {
-        sweep.record_key(r): (r["status"], r.get("score"), json.dumps(r.get("per_class"), sort_keys=True))
+        record_key(r): (r["status"], r.get("score"), json.dumps(r.get("per_class"), sort_keys=True))
         for r in read_records(path)
     }
 
@@ -266,13 +274,15 @@ def test_reference_sweep_completes_with_progress(reference_sweep):
     out, proc = reference_sweep
     recs = read_records(out / "results.jsonl")
     assert len(recs) == 18 and {r["status"] for r in recs} == {"ok"}
-    assert len({sweep.record_key(r) for r in recs}) == 18
+    assert len({record_key(r) for r in recs}) == 18
     assert {(r["task"], r["weights"]) for r in recs} == {
         (t, w) for t in ("TXC", "VFS") for w in ("random", "a", "b")
     }
     assert {r["seed"] for r in recs} == {0, 1, 2}
     assert {r["metric"] for r in recs if r["task"] == "VFS"} == {"dice"}
-    assert all(os.path.exists(out / r["run_dir"] / "backbone.weights.h5") for r in recs)
+    # a study keeps metrics and predictions, not weights (--save-weights none by default)
+    assert all(os.path.exists(out / r["run_dir"] / "predictions.npz") for r in recs)
+    assert not any(os.path.exists(out / r["run_dir"] / "backbone.weights.h5") for r in recs)
     assert all(len(r["weights_sha256"]) == 64 for r in recs if r["weights"] != "random")
     assert "[benchmark] [" in proc.stderr and "18/18 cells (100%)" in proc.stderr
     assert "ETA" in proc.stderr and "18 run(s) finished, 0 failed" in proc.stdout
@@ -308,7 +318,7 @@ def test_sigkill_at_a_random_point_then_rerun_gives_identical_results(fixture_da
     assert proc.returncode == -signal.SIGKILL
     at_kill = read_records(store)
     assert after <= len(at_kill) < 18
-    assert len({sweep.record_key(r) for r in at_kill}) == len(at_kill)
+    assert len({record_key(r) for r in at_kill}) == len(at_kill)
 
     rerun = subprocess.run(cmd, env=env(), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -1,10 +1,15 @@
-"""`fit`: fine-tune one initialization on one task and evaluate it on the test split."""
+"""`fit`: fine-tune one initialization on one task and evaluate it on the test split.
+
+Data flow: RunSpec (validated, weights resolved) -> runtime setup (seeds, strategy, precision)
+-> dataset found or built -> run directory claimed -> model + optimizer (+ checkpoint on resume)
+-> epoch loop (schedule, early stop, checkpoint each epoch) -> best weights -> test evaluation
+-> metrics.json (last: its presence marks a finished run).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pathlib
 import shutil
 import sys
@@ -15,19 +20,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmedbench import metrics as metrics_lib
 from tfmedbench.data import pipeline, prepare
 from tfmedbench.errors import NonFiniteLossError, UserError
-from tfmedbench.models import fused_bn
-from tfmedbench.tasks import get_recipe
-from tfmedbench.train import rundir, schedules, strategy as strategy_lib
+from tfmedbench.fileutil import versions
+from tfmedbench.train import protocol as protocol_lib
+from tfmedbench.train import rundir as rundir_lib
+from tfmedbench.train import runtime, schedules
+from tfmedbench.train import strategy as strategy_lib
 from tfmedbench.train.build import backbone_of, build_model
+from tfmedbench.train.evaluate import evaluate
 from tfmedbench.train.loop import Trainer
-from tfmedbench.train.weights import resolve_weights_path
-
-
-# TF offers no public way to turn op determinism off again once enabled in a process.
-DETERMINISM_ENABLED = [False]
+from tfmedbench.train.spec import make_spec
 
 
 @dataclasses.dataclass
@@ -37,280 +40,259 @@ class FitResult:
     model: object = None  # the trained keras.Model, best-validation weights restored
 
 
-@dataclasses.dataclass
-class Settings:
-    strategy: str
-    replicas: int
-    device: str
-    precision: str
-    jit_compile: bool
-    deterministic: bool
-    global_batch: int
-    cache_train: bool
-    fused_batchnorm: bool
-    loss_sync_every: int
-    input_pipeline: str
-    seg_augment: str
-    threads: str
-
-    def line(self):
-        return (
-            f"device={self.device} strategy={self.strategy} replicas={self.replicas} "
-            f"precision={self.precision} jit_compile={self.jit_compile} "
-            f"deterministic={self.deterministic} global_batch={self.global_batch} "
-            f"cache_train={self.cache_train} fused_batchnorm={self.fused_batchnorm} "
-            f"loss_sync_every={self.loss_sync_every} input={self.input_pipeline} "
-            f"seg_augment={self.seg_augment} threads={self.threads}"
-        )
-
-
 def log(verbose, *parts):
     if verbose:
         print("[tfmedbench]", *parts, file=sys.stderr, flush=True)
 
 
-def fit(
-    task,
-    weights="random",
-    *,
-    data_dir=None,
-    manual_dir=None,
-    output_dir=None,
-    seed=0,
-    overrides=None,
-    strategy="auto",
-    tpu=None,
-    precision="auto",
-    jit_compile="auto",
-    deterministic="auto",
-    allow_fetch=False,
-    weights_format=None,
-    verbose=1,
-):
+def fit(task, weights="random", *, strategy="auto", tpu=None, precision="auto",
+        jit_compile="auto", deterministic="auto", **options):  # fmt: skip
     """Fine-tune `weights` on `task`; returns the run directory and its metrics.
 
-    overrides: recipe fields to change (see `tfmedbench.tasks.Recipe`), e.g. {"epochs": 2}.
-    weights_format: checkpoint format of a local `weights` file (None: detected from its keys).
-    deterministic: "auto" enables TF op determinism on CPU without XLA (bit-identical reruns
-      for a seed) and leaves it off on accelerators, where it costs speed.
+    Options are those of `tfmedbench.train.spec.make_spec` (overrides: recipe fields to change,
+    e.g. {"epochs": 2}); the runtime options select the strategy, precision and XLA.
     """
-    started = time.time()
-    recipe = get_recipe(task, **(overrides or {}))
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TF (the original code set none)
-    strat = strategy_lib.make_strategy(strategy, tpu)
-    device = strategy_lib.accelerator(strat)
-    policy = strategy_lib.resolve_precision(precision, device)
-    jit = strategy_lib.resolve_jit(jit_compile, device)
-    if deterministic == "auto":
-        # XLA has no deterministic MaxPoolGrad, so determinism is only the CPU graph-mode default.
-        determinism = device == "cpu" and not jit
-    else:
-        determinism = bool(deterministic)
-    if jit and (determinism or DETERMINISM_ENABLED[0]):
-        raise UserError(
-            "deterministic ops and --jit-compile true cannot be combined (XLA has no "
-            "deterministic max-pool gradient; TF cannot switch determinism off once a run in "
-            "this process enabled it): use --jit-compile false, or a fresh process"
-        )
-    if determinism:
-        tf.config.experimental.enable_op_determinism()
-        DETERMINISM_ENABLED[0] = True
-    strategy_lib.set_precision(policy)
+    from tfmedbench.train.spec import make_runtime
 
-    weights_path = resolve_weights_path(weights, allow_fetch=allow_fetch, fmt=weights_format)
-    builder = prepare.ensure_built(
-        recipe.builder, data_dir, manual_dir, verbose=bool(verbose), task=recipe.code
-    )
+    rt = make_runtime(strategy, tpu, precision, jit_compile, deterministic)
+    return run(make_spec(task, weights, runtime=rt, **options))
 
-    replicas = strat.num_replicas_in_sync
-    global_batch = recipe.batch_size * replicas
-    n_train = pipeline.num_examples(builder, "train")
-    if n_train < global_batch:
-        raise UserError(
-            f"{recipe.code}: the train split has {n_train} examples, fewer than the global batch "
-            f"{global_batch} (= {recipe.batch_size} per replica x {replicas}); lower --batch-size"
-        )
-    # One training iterator for all epochs where the epoch's batch count is known (no filter):
-    # no per-epoch iterator start-up, and the next epoch's first batches are prepared meanwhile.
-    train_steps = pipeline.batches_per_epoch(recipe, builder, "train", global_batch)
-    settings = Settings(
-        strategy=strategy_lib.strategy_name(strat),
-        replicas=replicas,
-        device=device,
-        precision=policy,
-        jit_compile=jit,
-        deterministic=determinism,
-        global_batch=global_batch,
-        cache_train=pipeline.should_cache(recipe, builder, "train"),
-        fused_batchnorm=fused_bn.ENABLED,
-        loss_sync_every=strategy_lib.resolve_loss_sync_every(device),
-        input_pipeline=pipeline.describe(recipe, builder, "train")
-        + (",one-iterator" if train_steps is not None else ",iterator-per-epoch"),
-        seg_augment=recipe.seg_augment if recipe.augmentation == "xray_seg" else "-",
-        threads=strategy_lib.describe_threads(),
-    )
-    log(verbose, settings.line())
 
-    chief = strategy_lib.is_chief()
-    run_dir = output_dir or rundir.new_run_dir("runs", recipe.code, weights, seed)
-    write_dir = run_dir if chief else tempfile.mkdtemp(prefix="tfmedbench-worker-")
-    os.makedirs(write_dir, exist_ok=True)
-    config = {
-        "task": recipe.code,
-        "weights": str(weights),
-        "weights_path": weights_path,
-        "seed": seed,
-        "recipe": recipe.to_dict(),
-        "settings": dataclasses.asdict(settings),
-        "data_dir": data_dir,
-        "versions": rundir.versions(),
-    }
-    rundir.write_json(os.path.join(write_dir, "config.json"), config)
+class RunData:
+    """The datasets of a run: one per epoch for training, validation and test."""
 
-    def dist(split, training, repeat=False):
+    def __init__(self, spec, builder, strat, global_batch, keep_ids=None):
+        self.spec, self.builder, self.strat = spec, builder, strat
+        self.recipe, self.global_batch = spec.recipe, global_batch
+        self.keep_ids = keep_ids
+        self.readers = {}
+        self.n_train = len(keep_ids) if keep_ids is not None else (
+            pipeline.num_examples(builder, "train"))  # fmt: skip
+        self.steps = pipeline.steps_per_epoch(self.recipe, self.n_train, global_batch)
+
+    def _dist(self, split, epoch, training, augmented=None, index=False):
+        if split not in self.readers:
+            self.readers[split] = pipeline.reader_for(
+                self.recipe, self.builder, split, training=training, seed=self.spec.seed,
+                keep_ids=self.keep_ids if split == "train" else None)  # fmt: skip
         ds = pipeline.make_dataset(
-            recipe, builder, split, training=training, batch_size=global_batch, seed=seed,
-            repeat=repeat,
+            self.recipe, self.builder, split, training=training, batch_size=self.global_batch,
+            seed=self.spec.seed, epoch=epoch, augmented=augmented, index=index,
+            reader=self.readers[split])  # fmt: skip
+        return self.strat.experimental_distribute_dataset(ds)
+
+    def train(self, epoch):
+        return self._dist("train", epoch, True)
+
+    def validation(self, epoch):
+        return self._dist("validation", epoch, False, augmented=self.recipe.augment_validation)
+
+    def test(self):
+        return self._dist("test", 0, False, index=True)
+
+
+def _check_data(spec, data, settings):
+    if data.n_train < 1:
+        raise UserError(f"{spec.task}: the training split is empty")
+    if settings.replicas > 1 and spec.recipe.drop_last and data.n_train < settings.global_batch:
+        raise UserError(
+            f"{spec.task}: {data.n_train} training examples are fewer than the global batch "
+            f"{settings.global_batch} with drop_last; lower --batch-size"
         )
-        return strat.experimental_distribute_dataset(ds)
 
-    train_ds = dist("train", True, repeat=train_steps is not None)
-    train_source = iter(train_ds) if train_steps is not None else train_ds
-    val_ds = dist("validation", False)
 
+def _build(spec, strat, settings):
+    """Model, optimizer, trainer and the protocol's frozen layers (with their digest)."""
+    recipe = spec.recipe
+    runtime.reseed(spec.seed)  # initial weights independent of anything drawn before
     with strat.scope():
-        model = build_model(recipe, weights_path)
+        model = build_model(recipe, spec.weights_path)
+        frozen = protocol_lib.freeze(model, spec.protocol)
         optimizer = keras.optimizers.Adam(
-            learning_rate=recipe.lr,
-            beta_1=recipe.beta_1,
-            beta_2=recipe.beta_2,
-            epsilon=recipe.adam_epsilon,
-            weight_decay=recipe.weight_decay or None,
-        )
-        if policy == "mixed_float16":
+            learning_rate=recipe.lr, beta_1=recipe.beta_1, beta_2=recipe.beta_2,
+            epsilon=recipe.adam_epsilon, weight_decay=recipe.weight_decay or None,
+        )  # fmt: skip
+        if settings.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-    trainer = Trainer(
-        strat, model, optimizer, recipe, global_batch, jit, settings.loss_sync_every
-    )
+    trainer = Trainer(strat, model, optimizer, recipe, settings.jit_compile,
+                      settings.loss_sync_every)  # fmt: skip
+    return trainer, frozen, protocol_lib.digest(frozen)
 
-    history, best = [], {"val_loss": math.inf, "epoch": -1, "weights": None}
-    plateau = schedules.ReduceOnPlateau(recipe.plateau_factor, recipe.plateau_patience)
-    steps_per_epoch = n_train // global_batch
-    total_steps = steps_per_epoch * recipe.epochs
-    writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
-    base_lr, global_step, stale = recipe.lr, 0, 0
-    for epoch in range(recipe.epochs):
-        t0 = time.time()
-        lr_epoch = schedules.epoch_lr(recipe, epoch, base_lr)
-        progbar = keras.utils.Progbar(steps_per_epoch, verbose=1) if verbose else None
-        if verbose:
-            print(f"Epoch {epoch + 1}/{recipe.epochs}", file=sys.stderr, flush=True)
-        start_step = global_step
-        loss, steps = trainer.run_epoch(
-            train_source,
-            lambda i: schedules.step_lr(recipe, lr_epoch, start_step + i, total_steps),
-            progbar,
-            steps_per_epoch=train_steps,
-        )
-        global_step += steps
-        if not np.isfinite(loss):
-            fail_non_finite(write_dir, config, history, epoch, loss, started)
-        val_loss = trainer.mean_loss(val_ds)
-        row = {
-            "epoch": epoch + 1,
-            "loss": loss,
-            "val_loss": val_loss,
-            "lr": float(optimizer.learning_rate.numpy()),
-            "time_s": round(time.time() - t0, 3),
-        }
-        history.append(row)
-        with writer.as_default(step=epoch + 1):
+
+class EpochLoop:
+    """Epochs with the recipe's schedule and early stopping; checkpoints every epoch."""
+
+    def __init__(self, spec, trainer, data, run_dir, writer):
+        self.spec, self.recipe, self.trainer, self.data = spec, spec.recipe, trainer, data
+        self.run_dir, self.writer = run_dir, writer
+        self.plateau = schedules.ReduceOnPlateau(self.recipe.plateau_factor,
+                                                 self.recipe.plateau_patience)  # fmt: skip
+        self.stopper = schedules.EarlyStopping(self.recipe.patience)
+        self.history, self.base_lr, self.global_step, self.epoch = [], self.recipe.lr, 0, 0
+
+    def state(self):
+        return {"history": self.history, "base_lr": self.base_lr, "global_step": self.global_step,
+                "plateau": self.plateau.state(), "stopper": self.stopper.state()}  # fmt: skip
+
+    def restore(self):
+        state = self.run_dir.load_checkpoint(self.trainer.model, self.trainer.optimizer)
+        inf = lambda v: math.inf if v is None else v  # noqa: E731 (JSON stores inf as null)
+        self.history, self.base_lr = state["history"], state["base_lr"]
+        self.global_step, self.epoch = state["global_step"], state["epoch"]
+        self.plateau.load(dict(state["plateau"], best=inf(state["plateau"]["best"])))
+        self.stopper.load(dict(state["stopper"], best=inf(state["stopper"]["best"])))
+        return self.epoch
+
+    def run(self, verbose):
+        """Train until the epoch cap or early stop; returns the 1-based best epoch."""
+        recipe, total = self.recipe, self.data.steps * self.recipe.epochs
+        while self.epoch < recipe.epochs and not self.stopper.should_stop:
+            t0, epoch = time.time(), self.epoch
+            lr_epoch = schedules.epoch_lr(recipe, epoch, self.base_lr)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{recipe.epochs}", file=sys.stderr, flush=True)
+            bar = keras.utils.Progbar(self.data.steps, verbose=1) if verbose else None
+            start = self.global_step
+            loss, steps = self.trainer.run_epoch(
+                self.data.train(epoch),
+                lambda i: schedules.step_lr(recipe, lr_epoch, start + i, total), bar)
+            self.global_step += steps
+            if not np.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite training loss ({loss}) in epoch {epoch + 1}, step {steps}")
+            self._end_epoch(epoch, loss, t0, verbose)
+        return self.stopper.best_epoch
+
+    def _end_epoch(self, epoch, loss, t0, verbose):
+        val_loss = self.trainer.mean_loss(self.data.validation(epoch))
+        lr = float(np.asarray(self.trainer.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
+               "time_s": round(time.time() - t0, 3)}  # fmt: skip
+        self.history.append(row)
+        with self.writer.as_default(step=epoch + 1):
             for key in ("loss", "val_loss", "lr"):
                 tf.summary.scalar(key, row[key])
-        improved = val_loss < best["val_loss"]
+        improved = self.stopper.update(epoch + 1, val_loss)
         if improved:
-            best.update(val_loss=val_loss, epoch=epoch + 1, weights=model.get_weights())
-            rundir.atomic_save_weights(model, os.path.join(write_dir, "best.weights.h5"))
-            stale = 0
-        else:
-            stale += 1
-        rundir.write_history(os.path.join(write_dir, "history.csv"), history)
-        log(verbose, f"epoch {epoch + 1}: loss={loss:.4f} val_loss={val_loss:.4f} lr={row['lr']:.3g}"
+            self.run_dir.save_weights(self.trainer.model, rundir_lib.BEST_WEIGHTS)
+        if self.recipe.schedule == "plateau":
+            self.base_lr = self.plateau.step(self.base_lr, val_loss)
+        self.epoch = epoch + 1
+        self.run_dir.write_history(self.history)
+        self.run_dir.save_checkpoint(self.epoch, self.trainer.model, self.trainer.optimizer,
+                                     self.state())  # fmt: skip
+        log(verbose, f"epoch {epoch + 1}: loss={loss:.4f} val_loss={val_loss:.4f} lr={lr:.3g}"
             + (" (best)" if improved else ""))
-        if recipe.schedule == "plateau":
-            base_lr = plateau.step(base_lr, val_loss)
-        if stale >= recipe.patience:
-            log(verbose, f"early stop: no val_loss improvement for {stale} epochs")
-            break
+        if self.stopper.should_stop:
+            log(verbose, f"early stop: no val_loss improvement for {self.stopper.stale} epochs "
+                f"(> patience {self.recipe.patience})")
+
+
+def _config(spec, settings, data):
+    return dict(spec.to_config(), settings=dataclasses.asdict(settings), n_train=data.n_train,
+                steps_per_epoch=data.steps, versions=versions())  # fmt: skip
+
+
+def _check_resume(run_dir, config):
+    """--resume: the folder's config must describe the same run (settings may differ)."""
+    try:
+        old = run_dir.read_config()
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir.path}: no readable config.json to resume from") from None
+    keys = ("task", "weights_path", "seed", "recipe", "protocol", "label_fraction", "label_subset",
+            "builder")
+    diff = [k for k in keys if old.get(k) != rundir_lib._finite(config.get(k))]
+    if diff:
+        raise UserError(f"{run_dir.path} holds a different run ({', '.join(diff)} differ); "
+                        "resume with the same options, or use another --output")  # fmt: skip
+
+
+def run(spec):
+    """Train and evaluate the run `spec` describes; returns FitResult."""
+    started = time.time()
+    strat, settings = runtime.setup(spec)
+    builder = prepare.ensure_built(spec.builder, spec.data_dir, spec.manual_dir,
+                                   verbose=bool(spec.verbose), task=spec.task)  # fmt: skip
+    keep_ids, subset_notes = _training_subset(spec, builder)
+    data = RunData(spec, builder, strat, settings.global_batch, keep_ids)
+    _check_data(spec, data, settings)
+    settings.input_pipeline = pipeline.describe(spec.recipe, builder, "train")
+    log(spec.verbose, settings.line())
+    chief = strategy_lib.is_chief()
+    path = spec.output_dir or rundir_lib.new_run_dir("runs", spec.task, spec.weights, spec.seed)
+    run_dir = rundir_lib.RunDir(path if chief else tempfile.mkdtemp(prefix="tfmedbench-worker-"))
+    resuming = spec.resume and run_dir.has_checkpoint()
+    run_dir.prepare(resume=spec.resume, overwrite=spec.overwrite)
+    config = dict(_config(spec, settings, data), label_subset_notes=subset_notes)
+    if resuming:
+        _check_resume(run_dir, config)
+    run_dir.write_config(config)
+    try:
+        return _train_and_test(spec, strat, settings, data, run_dir, resuming, started, config)
+    except KeyboardInterrupt:
+        log(1, f"interrupted; the partial run is in {run_dir.path} (its last finished epoch is "
+            f"checkpointed): continue it with the same command plus --resume --output {path}")
+        raise
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+
+
+def _training_subset(spec, builder):
+    if spec.label_fraction >= 1.0:
+        return None, []
+    from tfmedbench.data import subsets
+
+    return subsets.training_ids(spec, builder)
+
+
+def _train_and_test(spec, strat, settings, data, run_dir, resuming, started, config):
+    trainer, frozen, frozen_digest = _build(spec, strat, settings)
+    writer = tf.summary.create_file_writer(run_dir.tensorboard_dir())
+    loop = EpochLoop(spec, trainer, data, run_dir, writer)
+    if resuming:
+        log(spec.verbose, f"resuming {run_dir.path} after epoch {loop.restore()}")
+    try:
+        best_epoch = loop.run(spec.verbose)
+    except NonFiniteLossError as err:
+        run_dir.write_metrics(_failed(spec, loop, started, str(err)))
+        raise NonFiniteLossError(f"{err}; run stopped, what was written is kept in "
+                                 f"{run_dir.path} (try a lower --lr or --precision float32)") from None
     writer.flush()
-
-    if best["weights"] is not None:
-        model.set_weights(best["weights"])
-    rundir.atomic_save_weights(backbone_of(model, recipe), os.path.join(write_dir, "backbone.weights.h5"))
-    test = evaluate(trainer, recipe, dist("test", False))
-    metrics = {
-        "task": recipe.code,
-        "weights": str(weights),
-        "seed": seed,
-        "metric": recipe.metric,
-        "score": test["score"],
-        "per_class": test["per_class"],
-        "extra": test["extra"],
-        "epochs_run": len(history),
-        "best_epoch": best["epoch"],
-        "best_val_loss": best["val_loss"],
-        "wall_time_s": round(time.time() - started, 2),
-        "settings": dataclasses.asdict(settings),
-        "versions": config["versions"],
-        "recipe": recipe.to_dict(),
-        "status": "ok",
-    }
-    np.savez_compressed(os.path.join(write_dir, "predictions.npz"), **test["arrays"])
-    rundir.write_json(os.path.join(write_dir, "metrics.json"), metrics)
-    if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
-    log(verbose, f"test {recipe.metric} = {test['score']:.4f}; run directory: {run_dir}")
-    return FitResult(pathlib.Path(run_dir), metrics, model)
+    model = trainer.model
+    if best_epoch:
+        model.load_weights(run_dir.file(rundir_lib.BEST_WEIGHTS))
+    protocol_lib.check_frozen(frozen, frozen_digest)
+    run_dir.save_weights(backbone_of(model, spec.recipe), rundir_lib.BACKBONE_WEIGHTS)
+    ids = pipeline.split_ids(spec.recipe, data.builder, "test")
+    test = evaluate(trainer, spec.recipe, data.test(), ids, seed=spec.seed)
+    metrics = _metrics(spec, loop, test, started, config)
+    run_dir.write_predictions(test["arrays"])
+    run_dir.drop_weights(spec.save_weights)
+    run_dir.remove_checkpoint()
+    run_dir.write_metrics(metrics)
+    log(spec.verbose, f"test {spec.recipe.metric} = {test['score']:.4f}; run directory: "
+        f"{run_dir.path}")
+    return FitResult(pathlib.Path(run_dir.path), metrics, model)
 
 
-def evaluate(trainer, recipe, test_ds):
-    outputs, targets = trainer.predict(test_ds)
-    if recipe.kind == "classification":
-        per_class = metrics_lib.per_class_auc(targets, outputs, recipe.labels)
-        score = metrics_lib.mean_defined(per_class, recipe.scored)
-        undefined = [k for k in recipe.scored if per_class[k] is None]
-        extra = {"undefined_classes": undefined, "n_test": int(len(targets))}
-        arrays = {"scores": outputs, "labels": targets}
-    else:
-        per_image_mean, global_dice, per_image = metrics_lib.dice_from_stats(outputs)
-        score = per_image_mean
-        per_class = {recipe.labels[0]: per_image_mean}
-        extra = {
-            "dice_global": global_dice,
-            "dice_per_image_mean": per_image_mean,
-            "empty_mask_rule": metrics_lib.EMPTY_MASK_RULE,
-            "n_test": int(len(outputs)),
-        }
-        arrays = {"dice_stats": outputs, "dice_per_image": per_image}
-    return {"score": score, "per_class": per_class, "extra": extra, "arrays": arrays}
+def _metrics(spec, loop, test, started, config):
+    return {
+        "task": spec.task, "weights": spec.weights, "seed": spec.seed,
+        "protocol": spec.protocol, "label_fraction": spec.label_fraction,
+        "label_subset": spec.label_subset, "n_train": config["n_train"],
+        "label_subset_notes": config["label_subset_notes"],
+        "metric": spec.recipe.metric, "score": test["score"], "per_class": test["per_class"],
+        "extra": test["extra"], "ci": test["ci"], "epochs_run": len(loop.history),
+        "best_epoch": loop.stopper.best_epoch,
+        "best_val_loss": loop.stopper.best if math.isfinite(loop.stopper.best) else None,
+        "wall_time_s": round(time.time() - started, 2), "settings": config["settings"],
+        "versions": config["versions"], "recipe": spec.recipe.to_dict(), "status": "ok",
+    }  # fmt: skip
 
 
-def fail_non_finite(write_dir, config, history, epoch, loss, started):
-    rundir.write_history(os.path.join(write_dir, "history.csv"), history)
-    rundir.write_json(
-        os.path.join(write_dir, "metrics.json"),
-        {
-            "task": config["task"],
-            "weights": config["weights"],
-            "seed": config["seed"],
-            "status": "failed",
-            "error": f"non-finite training loss ({loss}) in epoch {epoch + 1}",
-            "epochs_run": len(history),
-            "wall_time_s": round(time.time() - started, 2),
-        },
-    )
-    raise NonFiniteLossError(
-        f"non-finite training loss ({loss}) in epoch {epoch + 1}; run stopped, what was written "
-        f"is kept in {write_dir} (try a lower --lr or --precision float32)"
-    )
+def _failed(spec, loop, started, error):
+    return {"task": spec.task, "weights": spec.weights, "seed": spec.seed, "status": "failed",
+            "error": error, "epochs_run": len(loop.history),
+            "wall_time_s": round(time.time() - started, 2)}  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from tfmedbench.data import prepare
 from tfmedbench.errors import NonFiniteLossError
 from tfmedbench.models import resnet50
-from tfmedbench.synthetic import write_shenzhen_tree
+from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
 from tfmedbench.train import fit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,8 +78,16 @@ def test_same_seed_gives_identical_results(shenzhen, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_files(shenzhen, tmp_path):
     data_dir, _ = shenzhen
+    # A backbone file with huge (finite) values, as a diverged checkpoint: the last block adds
+    # two of them to +inf, and the head's mixed-sign sum of that is NaN in the first step.
+    backbone = resnet50(include_top=False, depths=(1, 1, 1, 1), width=8)
+    beta = backbone.get_layer("layer4_0_downsample_1").beta
+    beta.assign(np.full(beta.shape, 3e38, np.float32))  # finite: 3e38 + 3e38 overflows
+    bad = str(tmp_path / "nan.weights.h5")
+    backbone.save_weights(bad)
     with pytest.raises(NonFiniteLossError, match="non-finite training loss"):
-        run(data_dir, tmp_path / "nan", lr=float("inf"))
+        fit("TXC", bad, data_dir=data_dir, output_dir=str(tmp_path / "nan"), overrides=TINY,
+            verbose=0)
     m = json.loads((tmp_path / "nan" / "metrics.json").read_text())
     assert m["status"] == "failed" and "non-finite" in m["error"]
     assert (tmp_path / "nan" / "config.json").exists()

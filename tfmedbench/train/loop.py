@@ -3,11 +3,17 @@
 Why not `model.fit`: under MultiWorkerMirroredStrategy Keras 3.15's fit fails with a PerReplica
 conversion error (keras-team/keras#20585), while `strategy.run` with the same Keras model and
 optimizer works. One loop for all strategies keeps behaviour identical across them.
+
+Losses are those of the whole *global* batch, as the original computes them on its one batch:
+BCE is the mean over every pixel/label of the batch; soft Dice (smooth 1) is one Dice over all
+pixels of the batch (the original's `torch_dice_coef_loss` flattens the batch). Each replica
+differentiates a surrogate whose gradients, summed across replicas by the optimizer, equal the
+gradient of that global loss exactly -- so neither the loss nor the update depends on how a
+batch is split over replicas, and a partial last batch (the original's DataLoader keeps it)
+is averaged over the examples it really has, even when a replica receives none.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import keras
 import numpy as np
@@ -15,93 +21,95 @@ import tensorflow as tf
 
 from tfmedbench import metrics as metrics_lib
 
+SUM = tf.distribute.ReduceOp.SUM
 
-def per_example_loss(kind, loss, target, pred):
-    """Loss per example, float32, shape [B]."""
+
+def _all_sum(value):
+    return tf.distribute.get_replica_context().all_reduce(SUM, value)
+
+
+def global_batch_loss(loss, target, pred):
+    """(loss of the global batch, this replica's surrogate to differentiate), in replica context."""
     pred = tf.cast(pred, tf.float32)
     target = tf.cast(target, tf.float32)
     if loss == "bce":
         eps = keras.backend.epsilon()
         p = tf.clip_by_value(pred, eps, 1 - eps)
         bce = -(target * tf.math.log(p) + (1 - target) * tf.math.log(1 - p))
-        return tf.reduce_mean(tf.reshape(bce, [tf.shape(bce)[0], -1]), axis=1)
+        count = tf.stop_gradient(_all_sum(tf.cast(tf.size(bce), tf.float32)))
+        surrogate = tf.reduce_sum(bce) / tf.maximum(count, 1.0)
+        return tf.stop_gradient(_all_sum(surrogate)), surrogate
     if loss == "dice":
-        # Soft Dice per image (smooth 1), so the loss does not depend on how a batch is sharded.
-        b = tf.shape(pred)[0]
-        p = tf.reshape(pred, [b, -1])
-        t = tf.reshape(target, [b, -1])
-        inter = tf.reduce_sum(p * t, axis=1)
-        return 1.0 - (2.0 * inter + 1.0) / (tf.reduce_sum(p, 1) + tf.reduce_sum(t, 1) + 1.0)
+        inter, denom = tf.reduce_sum(pred * target), tf.reduce_sum(pred) + tf.reduce_sum(target)
+        total_i = tf.stop_gradient(_all_sum(inter))
+        total_d = tf.stop_gradient(_all_sum(denom)) + 1.0
+        value = 1.0 - (2.0 * total_i + 1.0) / total_d
+        # d(value) = -2 d(I) / D + (2 I + 1) d(D) / D^2, with I, D summed over replicas.
+        surrogate = -2.0 * inter / total_d + (2.0 * total_i + 1.0) * denom / total_d**2
+        return value, surrogate
     raise ValueError(f"unknown loss {loss!r}")
 
 
 class Trainer:
     """Compiled distributed steps for one model; Python drives epochs, schedules and stopping."""
 
-    def __init__(
-        self, strategy, model, optimizer, recipe, global_batch, jit_compile, loss_sync_every=1
-    ):
+    def __init__(self, strategy, model, optimizer, recipe, jit_compile=False, loss_sync_every=1,
+                 variables=None):  # fmt: skip
         self.strategy = strategy
         # Read the loss back to the host every N steps, not every step: on an accelerator each
         # read waits for the step to finish, so Python cannot queue the next one meanwhile.
         self.loss_sync_every = max(1, int(loss_sync_every))
-        self.model = model
-        self.optimizer = optimizer
-        self.recipe = recipe
-        self.global_batch = global_batch
+        self.model, self.optimizer, self.recipe = model, optimizer, recipe
         self.jit_compile = jit_compile
+        # The variables the protocol trains (all trainable ones for fine-tuning).
+        self.variables = list(variables if variables is not None else model.trainable_variables)
         self.train_step = self.build_train_step()
         self.loss_step = self.build_loss_step()
         self.predict_step = self.build_predict_step()
         self.sync_step = self.build_sync_step()
 
     def build_train_step(self):
-        model, opt, recipe = self.model, self.optimizer, self.recipe
-        global_batch = self.global_batch
+        model, opt, recipe, variables = self.model, self.optimizer, self.recipe, self.variables
         scaled = isinstance(opt, keras.optimizers.LossScaleOptimizer)
 
         @tf.function(jit_compile=self.jit_compile)
         def replica_step(images, targets):
             with tf.GradientTape() as tape:
                 pred = model(images, training=True)
-                losses = per_example_loss(recipe.kind, recipe.loss, targets, pred)
-                loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch)
-                to_differentiate = opt.scale_loss(loss) if scaled else loss
-            variables = model.trainable_variables
+                value, surrogate = global_batch_loss(recipe.loss, targets, pred)
+                to_differentiate = opt.scale_loss(surrogate) if scaled else surrogate
             grads = tape.gradient(to_differentiate, variables)
             opt.apply_gradients(zip(grads, variables))
-            return loss
+            return value, tf.cast(tf.shape(images)[0], tf.float32)
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the last partial batch has another size
         def step(batch):
-            per_replica = self.strategy.run(replica_step, args=batch)
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            value, count = self.strategy.run(replica_step, args=batch)
+            # Every replica holds the same global value; counts add up to the global batch.
+            return (self.strategy.experimental_local_results(value)[0],
+                    self.strategy.reduce(SUM, count, axis=None))  # fmt: skip
 
         return step
 
     def build_loss_step(self):
         model, recipe = self.model, self.recipe
 
-        def replica(images, targets):
-            pred = model(images, training=False)
-            losses = per_example_loss(recipe.kind, recipe.loss, targets, pred)
-            return tf.reduce_sum(losses), tf.cast(tf.shape(losses)[0], tf.float32)
+        def replica(images, targets, *index):
+            value, _ = global_batch_loss(recipe.loss, targets, model(images, training=False))
+            return value, tf.cast(tf.shape(images)[0], tf.float32)
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the last partial batch has another size
         def step(batch):
-            total, count = self.strategy.run(replica, args=batch)
-            reduce = self.strategy.reduce
-            return (
-                reduce(tf.distribute.ReduceOp.SUM, total, axis=None),
-                reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
-            )
+            value, count = self.strategy.run(replica, args=batch)
+            return (self.strategy.experimental_local_results(value)[0],
+                    self.strategy.reduce(SUM, count, axis=None))  # fmt: skip
 
         return step
 
     def build_predict_step(self):
         model, recipe = self.model, self.recipe
 
-        def replica(images, targets):
+        def replica(images, targets, index):
             if images.shape.rank == 5:  # TenCrop: [B, 10, S, S, C] -> mean of the crops' outputs
                 b, n = tf.shape(images)[0], tf.shape(images)[1]
                 flat = tf.reshape(images, tf.concat([[b * n], tf.shape(images)[2:]], 0))
@@ -110,13 +118,13 @@ class Trainer:
             else:
                 pred = tf.cast(model(images, training=False), tf.float32)
             if recipe.kind == "segmentation":
-                return dice_stats_tf(pred, targets), tf.zeros([tf.shape(pred)[0], 0])
-            return pred, tf.cast(targets, tf.float32)
+                return dice_stats_tf(pred, targets), tf.zeros([tf.shape(pred)[0], 0]), index
+            return pred, tf.cast(targets, tf.float32), index
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the last partial batch has another size
         def step(batch):
-            out, targets = self.strategy.run(replica, args=batch)
-            return self.strategy.gather(out, axis=0), self.strategy.gather(targets, axis=0)
+            outs = self.strategy.run(replica, args=batch)
+            return tuple(self.strategy.gather(o, axis=0) for o in outs)
 
         return step
 
@@ -129,7 +137,6 @@ class Trainer:
         hold identical weights. Training is unaffected (it normalises with batch statistics).
         """
         variables = list(self.model.non_trainable_variables)
-
         sizes = [int(np.prod(v.shape)) for v in variables]
 
         def replica():
@@ -151,63 +158,80 @@ class Trainer:
         if self.strategy.num_replicas_in_sync > 1 and self.model.non_trainable_variables:
             self.sync_step()
 
-    def run_epoch(self, dist_dataset, lr_fn, progbar=None, steps_per_epoch=None):
-        """Train one epoch; returns (mean loss, steps). lr_fn(step) -> learning rate.
+    def run_epoch(self, dist_dataset, lr_fn, progbar=None):
+        """Train one epoch; returns (loss, steps): the loss averaged over examples (each batch's
+        loss weighted by its size, as the original's meter), lr_fn(step) -> learning rate.
 
-        `dist_dataset`: a (distributed) dataset holding one epoch, or, with `steps_per_epoch`, an
-        iterator over repeated epochs from which that many batches are taken.
-
-        A non-finite loss ends the epoch at the first sync point after it (the returned steps
-        count up to and including that step).
+        A non-finite loss ends the epoch at the first sync point after it: (that loss, steps up
+        to and including its step).
         """
-        total, steps, pending = 0.0, 0, []
-
-        def drain():
-            nonlocal total
-            values = [float(v) for v in pending]
-            pending.clear()
-            for i, value in enumerate(values):
-                if not np.isfinite(value):
-                    return value, steps - len(values) + i + 1
-                total += value
-            if progbar is not None and values:
-                progbar.update(steps, [("loss", float(np.mean(values)))])
-            return None
-
-        if steps_per_epoch is not None:
-            dist_dataset = itertools.islice(dist_dataset, steps_per_epoch)
+        meter = _Meter(progbar)
         for batch in dist_dataset:
-            self.optimizer.learning_rate.assign(lr_fn(steps))
-            pending.append(self.train_step(batch))
-            steps += 1
-            if len(pending) >= self.loss_sync_every and (bad := drain()):
+            self.optimizer.learning_rate.assign(lr_fn(meter.steps))
+            meter.add(*self.train_step(batch))
+            if len(meter.pending) >= self.loss_sync_every and (bad := meter.drain()):
                 return bad
-        if bad := drain():
+        if bad := meter.drain():
             return bad
         self.sync_statistics()
-        return (total / steps if steps else float("nan")), steps
+        return meter.mean(), meter.steps
 
     def mean_loss(self, dist_dataset):
-        total, count = 0.0, 0.0
+        """Validation loss: each batch's global loss weighted by its size (the original's meter)."""
+        meter = _Meter()
         for batch in dist_dataset:
-            t, c = self.loss_step(batch)
-            total += float(t)
-            count += float(c)
-        return total / count if count else float("nan")
+            meter.add(*self.loss_step(batch))
+        meter.drain()
+        return meter.mean()
 
     def predict(self, dist_dataset):
-        """Gathered (outputs, targets) over the whole split, in numpy."""
-        outs, targets = [], []
+        """Gathered (outputs, targets, index) over the whole split, in numpy."""
+        parts = [[], [], []]
         for batch in dist_dataset:
-            o, t = self.predict_step(batch)
-            outs.append(o.numpy())
-            targets.append(t.numpy())
-        return np.concatenate(outs), np.concatenate(targets)
+            for part, value in zip(parts, self.predict_step(batch)):
+                part.append(value.numpy())
+        return tuple(np.concatenate(p) for p in parts)
+
+
+class _Meter:
+    """Size-weighted running loss, read back from the device in groups of steps."""
+
+    def __init__(self, progbar=None):
+        self.progbar, self.pending = progbar, []
+        self.total, self.count, self.steps = 0.0, 0.0, 0
+
+    def add(self, value, count):
+        self.pending.append((value, count))
+        self.steps += 1
+
+    def drain(self):
+        """Read pending losses; (bad loss, its step) at the first non-finite one, else None."""
+        values = [(float(v), float(n)) for v, n in self.pending]
+        first = self.steps - len(values)
+        self.pending.clear()
+        for i, (value, n) in enumerate(values):
+            if not np.isfinite(value):
+                return value, first + i + 1
+            self.total += value * n
+            self.count += n
+        if self.progbar is not None and values:
+            self.progbar.update(self.steps, [("loss", float(np.mean([v for v, _ in values])))])
+        return None
+
+    def mean(self):
+        return self.total / self.count if self.count else float("nan")
 
 
 def dice_stats_tf(pred, target, threshold=metrics_lib.DICE_THRESHOLD):
-    """Per-image (intersection, predicted positives, target positives): exact Dice inputs."""
+    """Per-image (intersection, predicted positives, target positives): exact Dice inputs.
+
+    A second target channel (the DRIVE field of view, `score_region="fov"`) restricts the sums to
+    the pixels inside it.
+    """
     b = tf.shape(pred)[0]
-    p = tf.cast(tf.reshape(pred, [b, -1]) > threshold, tf.float32)
-    t = tf.cast(tf.reshape(target, [b, -1]) > 0.5, tf.float32)
+    p = tf.cast(tf.reshape(pred[..., :1], [b, -1]) > threshold, tf.float32)
+    t = tf.cast(tf.reshape(target[..., :1], [b, -1]) > 0.5, tf.float32)
+    if target.shape[-1] == 2:
+        region = tf.cast(tf.reshape(target[..., 1:], [b, -1]) > 0.5, tf.float32)
+        p, t = p * region, t * region
     return tf.stack([tf.reduce_sum(p * t, 1), tf.reduce_sum(p, 1), tf.reduce_sum(t, 1)], axis=1)

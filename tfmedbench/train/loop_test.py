@@ -21,7 +21,7 @@ def trainer(sync_every, lr=0.1):
     )
     opt = keras.optimizers.Adam(lr)
     opt.build(model.trainable_variables)
-    return Trainer(strat, model, opt, recipe, 2, False, loss_sync_every=sync_every)
+    return Trainer(strat, model, opt, recipe, False, loss_sync_every=sync_every)
 
 
 class Recorder:
@@ -73,3 +73,45 @@ def test_first_non_finite_step_is_reported(sync_every):
     loss, steps = t.run_epoch(data(8, poison_at=2), lambda i: 0.1)
     assert not math.isfinite(loss)
     assert steps == 3  # the third batch holds the NaN image
+
+
+def _replica_step(tmp_path, n, loss, batch):
+    import subprocess
+    import sys
+
+    out = tmp_path / f"{n}-{loss}-{batch}.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfmedbench.testing.replica_worker", str(n), loss, str(batch),
+         str(out)], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(np.load(out))
+
+
+@pytest.mark.parametrize("loss", ["dice", "bce"])
+def test_global_batch_loss_does_not_depend_on_the_replica_split(tmp_path, loss):
+    # The original computes one soft Dice (or one BCE mean) over its whole batch. Split over two
+    # replicas -- evenly (4 = 2 + 2) and unevenly with an empty replica (1 = 1 + 0, a partial
+    # last batch) -- the loss and the update must equal one replica's, up to summation order.
+    for batch in (4, 1):
+        one = _replica_step(tmp_path, 1, loss, batch)
+        two = _replica_step(tmp_path, 2, loss, batch)
+        assert one["count"] == two["count"] == batch
+        assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+        weights = [k for k in one if k.startswith("w")]
+        for key in weights:
+            np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        # and the step really moved the weights (the gradient was not zero)
+        assert any(np.abs(one[k]).sum() > 0 for k in weights)
+
+
+def test_soft_dice_is_one_dice_over_the_batch():
+    from tfmedbench.train.loop import global_batch_loss
+
+    rng = np.random.default_rng(3)
+    pred = rng.random((3, 8, 8, 1)).astype(np.float32)
+    target = (rng.random((3, 8, 8, 1)) < 0.2).astype(np.float32)
+    value, _ = tf.distribute.get_strategy().run(
+        lambda p, t: global_batch_loss("dice", t, p), args=(pred, target))
+    inter, denom = (pred * target).sum(), pred.sum() + target.sum()
+    assert float(value) == pytest.approx(1 - (2 * inter + 1) / (denom + 1), rel=1e-6)

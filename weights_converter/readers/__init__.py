@@ -31,8 +31,17 @@ def is_tf_checkpoint(path):
 
 
 def _is_torch_zip(path):
-    with zipfile.ZipFile(path) as archive:
-        return any(n.endswith("data.pkl") for n in archive.namelist())
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("data.pkl") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ConversionError(f"{path}: a damaged zip archive ({err}); download it again") from None
+
+
+def _rows(value):
+    """First dimension of a tensor-like value; None for scalars and non-tensors."""
+    shape = getattr(value, "shape", None)
+    return shape[0] if shape is not None and len(shape) >= 1 else None
 
 
 def _is_plain_pickle(path):
@@ -56,10 +65,10 @@ def detect_object(obj, path):
             return "moco"
         if "fc.0.weight" in sd or "module.fc.0.weight" in sd:
             return "benchmark"
-        fc = sd.get("fc.weight", sd.get("module.fc.weight"))
-        if fc is not None and fc.shape[0] == 10000:
+        rows = _rows(sd.get("fc.weight", sd.get("module.fc.weight")))
+        if rows == 10000:
             return "inat2021"
-        if fc is not None and fc.shape[0] == 1000 and "fc.weight" in sd:
+        if rows == 1000 and "fc.weight" in sd:
             return "simclr-torch"  # tonylins/simclr-converter: {'state_dict'} + supervised head
     if "module.conv1.weight" in keys and any(
         k.startswith(("module.prototypes", "module.projection_head")) for k in keys

@@ -35,13 +35,30 @@ EMA = {"mean": "running_mean", "var": "running_var"}
 HAIKU_BN = {"scale": "weight", "offset": "bias"}
 
 
-def _flatten(tree, prefix=""):
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            yield from _flatten(value, name)
-        else:
-            yield name, value
+MAX_ENTRIES = 100_000  # parameter-tree leaves; BYOL's ResNet-50 online params + state: ~900
+
+
+def _flatten(tree, path, field):
+    """(slash-joined name, leaf) pairs of a nested dict, iteratively and with a leaf cap.
+
+    The pickle may share one sub-dict under many keys (a DAG): walking it as a tree would
+    multiply the leaves, so past MAX_ENTRIES the file is refused instead.
+    """
+    if not isinstance(tree, dict):
+        raise ConversionError(f"{path}: experiment_state.{field} is {type(tree).__name__}, not a mapping")
+    out, todo = [], [("", tree)]
+    while todo:
+        prefix, node = todo.pop()
+        for key, value in node.items():
+            name = f"{prefix}/{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                todo.append((name, value))
+            else:
+                out.append((name, value))
+            if len(out) + len(todo) > MAX_ENTRIES:
+                raise ConversionError(f"{path}: experiment_state.{field} has more than "
+                                      f"{MAX_ENTRIES:,} entries; not a ResNet-50 BYOL checkpoint")
+    return out
 
 
 def _module(rest):
@@ -83,7 +100,7 @@ def canonical(name, torso):
 def read_byol(path, depths, width):
     obj = restricted_pickle_load(path)
     if not isinstance(obj, dict) or "experiment_state" not in obj:
-        keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__
         raise ConversionError(f"{path}: not a BYOL checkpoint (no 'experiment_state'; found {keys})")
     state = obj["experiment_state"]
     if not isinstance(state, InertRecord) or len(state) != 5:
@@ -94,8 +111,8 @@ def read_byol(path, depths, width):
             acct.ignore(str(key), "training state outside the weights (top-level entry)")
     for field in ("target_params", "target_state", "opt_state"):
         acct.ignore(f"experiment_state.{field}", f"{field} (target network / optimizer), unused")
-    tensors = dict(_flatten(state.online_params))
-    tensors.update(_flatten(state.online_state))
+    tensors = dict(_flatten(state.online_params, path, "online_params"))
+    tensors.update(_flatten(state.online_state, path, "online_state"))
     torsos = {n[: -len("initial_conv/w")] for n in tensors if n.endswith("/~/initial_conv/w")}
     if len(torsos) != 1:
         raise ConversionError(f"{path}: expected one ResNet torso with an initial_conv, found {sorted(torsos)}")

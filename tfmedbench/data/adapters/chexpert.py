@@ -4,10 +4,11 @@ The builder stores raw labels (1 positive, 0 negative, -1 uncertain, -2 blank); 
 policy is applied here, as in the original code (BenchmarkTransferLearning's CheXpert loader):
 blank -> 0 and uncertain ->
   u-ones: 1    u-zeros: 0    lsr-ones: U(0.55, 0.85)    lsr-zeros: U(0, 0.3)
-The original draws each LSR value once, when its Dataset reads the CSV, i.e. a fixed relabel for
-the whole run. Here the draw is a stateless function of (run seed, image_id): fixed for the run,
-new for another seed, the same whether or not the pipeline caches, and independent of tf.data's
-thread scheduling (the original's `random.uniform` was unseeded).
+The original draws the LSR value in its Dataset's `__getitem__`, i.e. anew at every read (every
+epoch), from the unseeded global `random`. Here (`recipe.lsr_draw="per-read"`, the default) the
+draw happens in the pipeline's random stage from the element's stateless seed: new every epoch,
+reproducible for a run seed, the same whether or not the pipeline caches. `lsr_draw="per-run"`
+draws once per (run seed, image_id) instead: a fixed relabelling for the whole run.
 """
 
 import tensorflow as tf
@@ -53,11 +54,22 @@ def example_seed(image_id, seed):
 
 
 def adapt(example, recipe, seed=0):
-    """uint8 [H, W, 1] image and float32 [14] target in CHEXPERT_LABELS order."""
+    """uint8 [H, W, 1] image and float32 [14] target in the builder's label order: the policy
+    applied once per (run seed, image) for `lsr_draw="per-run"`, else the raw labels, which
+    `target_stage` turns into targets at every read."""
+    if recipe.lsr_draw == "per-read":
+        return example["image"], tf.cast(example["labels"], tf.float32)
     labels = apply_uncertainty_policy(
         example["labels"], recipe.uncertainty_policy, seed=example_seed(example["image_id"], seed)
     )
     return example["image"], labels
+
+
+def target_stage(target, recipe, seed):
+    """Per read (random stage): apply the uncertainty policy with the element's seed."""
+    if recipe.lsr_draw != "per-read":
+        return target
+    return apply_uncertainty_policy(target, recipe.uncertainty_policy, seed=seed)
 
 
 def filter_active(recipe):

@@ -8,3 +8,8 @@ def adapt(example, recipe, seed=0):
     target: 1.0 when a PE is visible on the current slice (train.csv pe_present_on_image)."""
     del recipe, seed  # one output, no options
     return example["image"], tf.cast(tf.reshape(example["label"], [1]), tf.float32)
+
+
+def example_id(example):
+    """RSNA-PE examples are slices: their SOP instance UID is the id."""
+    return example["sop_id"]

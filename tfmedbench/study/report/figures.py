@@ -1,4 +1,5 @@
-"""Figures of a benchmark (PNG and SVG): score box plots per task and a difference heat map."""
+"""Figures of a benchmark (PNG and SVG): score box plots per task, a difference heat map, and
+label-efficiency curves (score vs fraction of the training labels)."""
 
 from __future__ import annotations
 
@@ -111,16 +112,21 @@ def _caption(res):
     return f"{n} runs per box (points); {test} t-test vs {res.baseline}, {corr} p ≤ {res.alpha:g}"
 
 
+def _where(res):
+    """' (fine-tuning, 10% of the training labels)' for a slice other than the default."""
+    return f" ({res.title})" if res.suffix else ""
+
+
 def task_figure(res, task, out_dir, formats=FORMATS):
     n = len([w for w in res.weights if res.scores(task, w)])
     height = 1.9 + 0.42 * n
     fig, ax = plt.subplots(figsize=(6.4, height))
     draw_task(ax, res, task)
-    ax.set_title(f"{task}\n{_caption(res)}", fontsize=9)
+    ax.set_title(f"{task}{_where(res)}\n{_caption(res)}", fontsize=9)
     fig.legend(handles=_legend_handles(res), loc="lower center", ncol=2, fontsize=8,
                frameon=False)  # fmt: skip
     fig.tight_layout(rect=(0, 0.55 / height + 0.02, 1, 1))
-    return _save(fig, out_dir, f"scores_{task}", formats)
+    return _save(fig, out_dir, f"scores_{task}{res.suffix}", formats)
 
 
 def overview_figure(res, out_dir, formats=FORMATS):
@@ -137,9 +143,9 @@ def overview_figure(res, out_dir, formats=FORMATS):
             draw_task(ax, res, task, show_ylabels=True)  # different rows: label them
     fig.legend(handles=_legend_handles(res), loc="lower center", ncol=4, fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, -0.02))  # fmt: skip
-    fig.suptitle(_caption(res), fontsize=9, color="#444444")
+    fig.suptitle(_caption(res) + _where(res), fontsize=9, color="#444444")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    return _save(fig, out_dir, "scores_all", formats)
+    return _save(fig, out_dir, f"scores_all{res.suffix}", formats)
 
 
 def heatmap_figure(res, out_dir, formats=FORMATS):
@@ -190,6 +196,51 @@ def heatmap_figure(res, out_dir, formats=FORMATS):
     cbar.set_label("mean − baseline mean (pp)\nsignificant cells only", fontsize=8)
     adj = "Holm-adjusted p" if res.correction == "holm" else "p (unadjusted)"
     ax.set_title(
-        f"Difference to {res.baseline} (grey: not significant; {adj})", fontsize=10
+        f"Difference to {res.baseline}{_where(res)}\n(grey: not significant; {adj})", fontsize=10
     )
-    return _save(fig, out_dir, "heatmap_diff", formats)
+    return _save(fig, out_dir, f"heatmap_diff{res.suffix}", formats)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def efficiency_figure(entry, baseline, out_dir, formats=FORMATS):
+    """Score vs label fraction (log x) for one task and protocol: one line per initialization,
+    its mean over seeds with a 95% CI band (Student t over seeds; no band with one run)."""
+    from tfmedbench.study.report.data import PROTOCOL_NAMES, fraction_text
+
+    task, protocol, fractions = entry["task"], entry["protocol"], entry["fractions"]
+    weights = entry["weights"]
+    cmap = plt.get_cmap("tab10" if len(weights) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for i, w in enumerate(weights):
+        pts = [(100 * f, entry["cells"][(w, f)]) for f in fractions if entry["cells"][(w, f)]["n"]]
+        if not pts:
+            continue
+        xs = np.array([x for x, _ in pts])
+        mean = np.array([s["mean"] for _, s in pts])
+        lo = np.array([s["ci_low"] if s["n"] > 1 else s["mean"] for _, s in pts])
+        hi = np.array([s["ci_high"] if s["n"] > 1 else s["mean"] for _, s in pts])
+        color = cmap(i % cmap.N)
+        is_base = w == baseline
+        ax.plot(xs, mean, marker=MARKERS[i % len(MARKERS)], color=color, markersize=5,
+                linewidth=2.4 if is_base else 1.5, label=f"{w} (baseline)" if is_base else w,
+                zorder=3 if is_base else 2)  # fmt: skip
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.16, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xticks([100 * f for f in fractions])
+    n_train = [entry["n_train"].get(f) for f in fractions]
+    ax.set_xticklabels([fraction_text(f) + (f"\n{n:,.0f} img" if n and np.isfinite(n) else "")
+                        for f, n in zip(fractions, n_train)])  # fmt: skip
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlim(100 * fractions[0] / 1.3, 100 * fractions[-1] * 1.3)
+    ax.set_xlabel("training labels used (fraction of the training split; log scale)")
+    ax.set_ylabel(f"{METRIC_NAMES.get(entry['metric'], 'score')} (%)")
+    subsets = "/".join(sorted(entry["subsets"])) or "not recorded"
+    ax.set_title(f"{task}: label efficiency, {PROTOCOL_NAMES.get(protocol, protocol)}\n"
+                 f"mean over seeds, band = 95% CI; label_subset: {subsets}", fontsize=10)  # fmt: skip
+    ax.grid(color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, f"label_efficiency_{task}_{protocol}", formats)
