@@ -6,7 +6,7 @@
 Each task runs in a fresh process: its builder's official-layout fixture tree (the builders' own
 fake-data writers, `datasets_tfds.<name>.fake_data`, sized so the train split holds at least two
 batches) is built with TFDS, then
-`tfmedbench.train.fit(task, overrides={"epochs": 1, "batch_size": B})` runs with the recipe's
+`tfmedbench.train.finetune(task, overrides={"epochs": 1, "batch_size": B})` runs with the recipe's
 image size, the full ResNet-50 / U-Net and fit's device defaults. The child reports
 `ru_maxrss` (peak RSS, the whole run: data build, model, training, TenCrop test). Fixture
 generation and the TFDS build happen in the same process, so the number is an upper bound on

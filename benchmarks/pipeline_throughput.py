@@ -3,6 +3,8 @@
   python benchmarks/pipeline_throughput.py cls   [--n 48] [--size 1024] [--workers 2]
   python benchmarks/pipeline_throughput.py seg   [--n 64] [--workers 2]
   python benchmarks/pipeline_throughput.py both
+  python benchmarks/pipeline_throughput.py cls-configs [--n 96] [--workers 1] [--configs default,512]
+  python benchmarks/pipeline_throughput.py vfs   [--workers 2]
 
 cls: N generated chest-X-ray-like SIZE x SIZE 8-bit grey PNGs in the NIH Shenzhen layout are
   built with the real TFDS builder (not timed), then `tfmedbench.data.pipeline.make_dataset`
@@ -19,6 +21,19 @@ seg: the LXS/PXS training augmentation on N cached 224 x 224 uint8 (image, mask)
   through tf.numpy_function (`seg_augment=albumentations`), and a rejected per-thread Compose
   without the lock, vs a DataLoader applying the albumentations Compose with `--workers`
   processes.
+
+cls-configs: one tree of N generated 1024 px radiographs built as each builder config of
+  `--configs` (default = full-resolution PNG; 512 / 256 = the reduced JPEG configs,
+  datasets_tfds.resized), the TXC training pipeline from each, and a DataLoader over the full
+  PNG files and over the 512 config's JPEG bytes written as files (a PyTorch user's pre-shrunk
+  copy). Besides the rates, "img per CPU-s" = images / CPU seconds of this process and its
+  DataLoader workers during the epoch: the per-core rate, which a busy shared machine
+  distorts less than wall-clock rates.
+vfs: the VFS training pipeline (DRIVE, SA-UNet's 13x expansion at native resolution, cached
+  fixed set, resize to 512, batch 16) on the real DRIVE set when `--drive-dir` holds it (else
+  generated fundus images): the time to build the cached augmented set once, then epochs from
+  the cache (fit's one iterator), vs a DataLoader over the same cached uint8 arrays doing the
+  per-epoch work (shuffle, normalise, batch).
 
 Rates: "steady" = images between the first and the last batch / that time (what an epoch of
 10^4-10^5 images sees); "whole-epoch" = from iterator creation to its teardown, so per-epoch
@@ -58,13 +73,37 @@ BATCH = 16
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("case", choices=("cls", "seg", "both"))
+    p.add_argument("case", choices=("cls", "seg", "both", "cls-configs", "vfs"))
     p.add_argument("--n", type=int, default=None, help="images (cls: 96, seg: 96)")
     p.add_argument("--size", type=int, default=1024, help="cls source image size")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cache", default="none", help="cls recipe cache: none | auto | memory")
+    p.add_argument("--configs", default="default,512",
+                   help="cls-configs: builder configs to compare (first: the baseline)")
+    p.add_argument("--drive-dir", default=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "..", "shared", "data"), help="vfs: folder holding DRIVE/")
     return p.parse_args()
+
+
+def cpu_seconds():
+    """CPU seconds (user + system) used so far by this process and its live child processes
+    (the DataLoader workers), from /proc; this process only elsewhere."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    if not os.path.isdir("/proc/self/task"):
+        return time.process_time()
+    me, total = os.getpid(), 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == me or int(fields[1]) == me:  # fields[1]: the parent pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def limit_threads(ds, workers):
@@ -142,6 +181,17 @@ class TorchClsDataset:
         return torch.from_numpy(arr.transpose(2, 0, 1).copy()), torch.zeros(1)
 
 
+def random_and_finish(recipe):
+    """(image, target, int64 random scalar) -> the pipeline's random stage, then normalisation."""
+    import tensorflow as tf
+
+    from tfmedbench.data import augment
+
+    random_stage = augment.random_stage(recipe, True, True)
+    finish = augment.finish(recipe)
+    return lambda image, target, r: finish(*random_stage(image, target, tf.stack([r, r + 1]), 0))
+
+
 def previous_pipeline(recipe, builder, batch_size, seed=0):
     """make_dataset's shape before the fused map (uncached splits): TFDS decodes every image
     while reading, adapt and the deterministic stage run as separate parallel maps, the shuffle
@@ -149,17 +199,17 @@ def previous_pipeline(recipe, builder, batch_size, seed=0):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from tfmedbench.data import pipeline
+    from tfmedbench.data import augment as augment_lib
     from tfmedbench.data.adapters import get_adapter
 
     adapter = get_adapter(recipe.builder)
     ds = builder.as_dataset(split="train", shuffle_files=True,
                             read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False))
     ds = ds.map(lambda ex: adapter.adapt(ex, recipe, seed), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(pipeline.deterministic_stage(recipe, "train", True),
+    ds = ds.map(augment_lib.deterministic_stage(recipe, "train", True),
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.shuffle(recipe.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    augment = pipeline.random_stage(recipe, True, seed)
+    augment = random_and_finish(recipe)
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
     ds = ds.map(lambda pair, r: augment(pair[0], pair[1], r), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
@@ -204,6 +254,60 @@ def cls_case(args):
         title = (f"TXC train, {n_train} images {args.size}px PNG, "
                  f"cache={pipeline.should_cache(recipe, builder, 'train')}")
         return run_sides(sides, args.repeats), title
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_encoded_split(builder, split, folder):
+    """The split's stored image bytes written as files (PNG or JPEG, as the config stores them)."""
+    import tensorflow_datasets as tfds
+
+    os.makedirs(folder, exist_ok=True)
+    ext = builder.info.features["image"].encoding_format
+    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    files = []
+    for ex in tfds.as_numpy(ds):
+        files.append(os.path.join(folder, f"{ex['image_id'].decode()}.{ext}"))
+        with open(files[-1], "wb") as f:
+            f.write(ex["image"])
+    return sorted(files)
+
+
+def cls_configs_case(args):
+    """The TXC pipeline from each builder config of one tree (see the module docstring)."""
+    import torch
+
+    import datasets_tfds  # noqa: F401
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
+    from tfmedbench.data import pipeline, prepare
+    from tfmedbench.tasks import get_recipe
+
+    n, configs = args.n or 96, args.configs.split(",")
+    tmp = tempfile.mkdtemp(prefix="tfmedbench-pipe-")
+    try:
+        raw = os.path.join(tmp, "raw")
+        write_shenzhen_tree(raw, n_images=n, size=args.size, odd_files=False)
+        recipe = get_recipe("TXC", batch_size=BATCH, cache=args.cache, shuffle_buffer=64)
+        sides, n_train = {}, None
+        for config in configs:
+            name = "tfmedbench_nih_shenzhen" + ("" if config == "default" else f"/{config}")
+            builder = prepare.build(name, raw, os.path.join(tmp, "tfds"), verbose=False)
+            n_train = pipeline.num_examples(builder, "train")
+            ds = limit_threads(pipeline.make_dataset(recipe, builder, "train", training=True,
+                                                     batch_size=BATCH), args.workers)  # fmt: skip
+            sides[f"tf.data, {config} config"] = lambda ds=ds: iterate(ds)
+            sides[f"tf.data, {config} config, fit's one iterator"] = one_iterator(
+                ds, n_train // BATCH)
+            files = write_encoded_split(builder, "train", os.path.join(tmp, "files", config))
+            loader = torch.utils.data.DataLoader(
+                TorchClsDataset(files), batch_size=BATCH, shuffle=True, drop_last=True,
+                num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
+            )  # fmt: skip
+            sides[f"torch DataLoader, {config} files"] = lambda loader=loader: iterate(loader)
+        print(f"# built {n} {args.size}px radiographs as {', '.join(configs)}", file=sys.stderr)
+        title = (f"TXC train from builder configs {', '.join(configs)}: {n_train} images, "
+                 f"{args.size}px sources, cache={args.cache}")
+        return run_sides(sides, args.repeats), title, f"torch DataLoader, {configs[0]} files"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -283,8 +387,8 @@ def seg_case(args):
         ds = ds.batch(BATCH, drop_remainder=True).with_options(pipeline.dataset_options())
         return limit_threads(ds.prefetch(pipeline.PREFETCH_BATCHES), args.workers)
 
-    current = tf_dataset(pipeline.random_stage(recipe, True, 0))  # default: TF-native
-    albu = tf_dataset(pipeline.random_stage(recipe.override(seg_augment="albumentations"), True, 0))
+    current = tf_dataset(random_and_finish(recipe))  # default: TF-native
+    albu = tf_dataset(random_and_finish(recipe.override(seg_augment="albumentations")))
 
     def locked_stage(image, mask, seed_value):
         aug = ThreadLocalSegAugment(size)
@@ -308,6 +412,96 @@ def seg_case(args):
     return run_sides(sides, args.repeats), f"LXS/PXS train augmentation, {n} cached 224px pairs"
 
 
+class TorchVfsDataset:
+    """The original's DriveDataset on SA-UNet's expanded set: read an image and its label file
+    (cv2), cv2.resize both to 512 (INTER_LINEAR; label > 127), ImageNet-normalise."""
+
+    def __init__(self, pairs, size=512):
+        self.pairs, self.size = pairs, size
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        import cv2
+        import torch
+
+        image = cv2.cvtColor(cv2.imread(self.pairs[i][0]), cv2.COLOR_BGR2RGB)
+        label = cv2.imread(self.pairs[i][1], cv2.IMREAD_GRAYSCALE)
+        image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, (self.size, self.size), interpolation=cv2.INTER_LINEAR) > 127
+        image = (image.astype(np.float32) / 255.0 - MEAN) / STD
+        return (torch.from_numpy(image.transpose(2, 0, 1).copy()),
+                torch.from_numpy(label[None].astype(np.float32)))  # fmt: skip
+
+
+def write_expanded_drive(builder, folder):
+    """SA-UNet's offline expanded set of the train split (13 images per original, made by
+    tfmedbench's bit-exact copy of its augmentation) as PNG image and label files."""
+    import cv2
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tfmedbench.data import drive_augment
+
+    augment = tf.function(drive_augment.augment)
+    os.makedirs(folder, exist_ok=True)
+    pairs = []
+    for i, ex in enumerate(tfds.as_numpy(builder.as_dataset(split="train"))):
+        for slot in range(drive_augment.EXPANSION):
+            image, mask = augment(ex["image"], ex["vessel_mask"], slot, tf.constant([i, slot]))
+            pairs.append((os.path.join(folder, f"{i}_{slot}.png"),
+                          os.path.join(folder, f"{i}_{slot}_label.png")))  # fmt: skip
+            cv2.imwrite(pairs[-1][0], cv2.cvtColor(image.numpy(), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(pairs[-1][1], mask.numpy()[..., 0] * 255)
+    return pairs
+
+
+def vfs_case(args):
+    """The VFS training pipeline as fit runs it (see the module docstring)."""
+    import torch
+
+    from tfmedbench.data import pipeline, prepare
+    from tfmedbench.tasks import get_recipe
+
+    tmp = tempfile.mkdtemp(prefix="tfmedbench-vfs-")
+    try:
+        manual, source = args.drive_dir, "real DRIVE"
+        if not os.path.isdir(os.path.join(manual, "DRIVE")):
+            from datasets_tfds.drive.fake_data import write_tree
+
+            manual, source = os.path.join(tmp, "raw"), "generated fundus images"
+            write_tree(manual, n_train=20, n_test=2)
+        builder = prepare.build("tfmedbench_drive", manual, os.path.join(tmp, "tfds"),
+                                verbose=False)  # fmt: skip
+        recipe = get_recipe("VFS")
+        reader = pipeline.reader_for(recipe, builder, "train", training=True)
+        epochs = itertools.count()
+
+        def epoch_dataset():
+            ds = pipeline.make_dataset(recipe, builder, "train", training=True, reader=reader,
+                                       batch_size=recipe.batch_size, epoch=next(epochs))  # fmt: skip
+            return limit_threads(ds, args.workers)
+
+        start = time.perf_counter()
+        n_images, _ = iterate(epoch_dataset())  # builds the cached expanded set
+        print(f"# VFS: {n_images} expanded images augmented and cached once in "
+              f"{time.perf_counter() - start:.1f} s ({source})", file=sys.stderr)
+        pairs = write_expanded_drive(builder, os.path.join(tmp, "expanded"))
+        loader = torch.utils.data.DataLoader(
+            TorchVfsDataset(pairs), batch_size=recipe.batch_size, shuffle=True,
+            num_workers=args.workers, persistent_workers=args.workers > 0, prefetch_factor=2,
+        )  # fmt: skip
+        steps = -(-n_images // recipe.batch_size)
+        sides = {"tfmedbench, fit's one iterator (cached set)": one_iterator(epoch_dataset(), steps),
+                 "tfmedbench, iterator per epoch": lambda: iterate(epoch_dataset()),
+                 "torch DataLoader": lambda: iterate(loader)}  # fmt: skip
+        title = f"VFS train ({source}, 13x expansion, 512 px, batch {recipe.batch_size})"
+        return run_sides(sides, args.repeats), title
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_sides(sides, repeats):
     """Per side and repetition: (images, whole-epoch seconds from iterator creation to teardown,
     steady rate from first to last batch: what an epoch of 10^4-10^5 images sees)."""
@@ -316,35 +510,38 @@ def run_sides(sides, repeats):
         fn()  # warm-up epoch (tracing, worker start-up, caches)
     for rep in range(repeats):
         for name, fn in sides.items():
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             count, stamps = fn()
             seconds = time.perf_counter() - t0  # the iterator is freed on return
+            cpu = cpu_seconds() - c0
             per_batch = count / len(stamps)
             steady = (len(stamps) - 1) * per_batch / (stamps[-1] - stamps[0])
-            runs[name].append((count, seconds, steady))
+            runs[name].append((count, seconds, steady, cpu))
         print(f"# rep {rep + 1}: " + ", ".join(
-            f"{k} {c / t:.1f} (steady {r:.1f})" for k, (c, t, r) in
+            f"{k} {c / t:.1f} (steady {r:.1f}, {c / cpu:.0f}/CPU-s)" for k, (c, t, r, cpu) in
             ((k, v[-1]) for k, v in runs.items())), f"load {os.getloadavg()[0]:.2f}",
             file=sys.stderr)
     return runs
 
 
-def report(title, runs, workers):
-    base = runs["torch DataLoader"]
+def report(title, runs, workers, base_name="torch DataLoader"):
+    base = runs[base_name]
     rows = []
     for name, r in runs.items():
         steady = [x[2] for x in r]
-        whole = [c / t for c, t, _ in r]
+        whole = [x[0] / x[1] for x in r]
         steady_ratio = median([a[2] / b[2] for a, b in zip(r, base)])
         whole_ratio = median([(a[0] / a[1]) / (b[0] / b[1]) for a, b in zip(r, base)])
         # Per-epoch fixed cost (start-up, pipeline fill, teardown): the epoch's time beyond its
         # images at the steady rate.
-        fixed = median([t - c / s for c, t, s in r])
+        fixed = median([x[1] - x[0] / x[2] for x in r])
+        per_cpu = [x[0] / x[3] for x in r if x[3] > 0]
         rows.append([name, fmt(median(steady), 1), fmt(min(steady), 1), fmt(max(steady), 1),
-                     fmt(steady_ratio), fmt(median(whole), 1), fmt(whole_ratio), fmt(fixed, 2)])
+                     fmt(steady_ratio), fmt(median(whole), 1), fmt(whole_ratio), fmt(fixed, 2),
+                     fmt(median(per_cpu), 0)])  # fmt: skip
     print(f"\n{title} ({r[0][0]} images per epoch); {workers} workers/threads each")
-    print(table(["pipeline", "steady img/s (median)", "min", "max", "x torch (paired)",
-                 "whole-epoch img/s", "x torch (paired)", "fixed s/epoch"], rows))
+    print(table(["pipeline", "steady img/s (median)", "min", "max", f"x {base_name} (paired)",
+                 "whole-epoch img/s", "x (paired)", "fixed s/epoch", "img per CPU-s"], rows))
 
 
 def main():
@@ -358,6 +555,12 @@ def main():
         report(title, rates, args.workers)
     if args.case in ("seg", "both"):
         rates, title = seg_case(args)
+        report(title, rates, args.workers)
+    if args.case == "cls-configs":
+        rates, title, base = cls_configs_case(args)
+        report(title, rates, args.workers, base)
+    if args.case == "vfs":
+        rates, title = vfs_case(args)
         report(title, rates, args.workers)
 
 

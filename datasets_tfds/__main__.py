@@ -3,10 +3,13 @@
   python -m datasets_tfds list
   python -m datasets_tfds info tfmedbench_drive
   python -m datasets_tfds build tfmedbench_nih_shenzhen/paper_split --manual_dir DIR [--data_dir D]
+  python -m datasets_tfds build tfmedbench_chestxray14/512 --manual_dir DIR --workers 16
 
 The same builds as `tfds build --imports datasets_tfds NAME --manual_dir DIR`, without its
 dependency on apache-beam: the `tfds` command of TFDS 4.9 imports apache-beam at start-up
-(tensorflow/datasets#5463), this one only when a `beam` config is built. Errors of the data
+(tensorflow/datasets#5463), this one only when a `beam` config or `--workers` > 1 is used.
+`--workers N` builds in parallel with Apache Beam's local DirectRunner and N worker processes
+(datasets_tfds.parallel; the same examples as a one-process build). Errors of the data
 (`DatasetError`) print as one `error: ...` message with exit status 2.
 """
 
@@ -29,6 +32,9 @@ def _parser():
     build.add_argument("--manual_dir", "--manual-dir", required=True)
     build.add_argument("--data_dir", "--data-dir", default=None,
                        help="default: $TFDS_DATA_DIR or ~/tensorflow_datasets")  # fmt: skip
+    build.add_argument("--workers", type=int, default=1,
+                       help="> 1: build with Apache Beam's DirectRunner and this many worker "
+                       "processes (pip install apache-beam)")  # fmt: skip
     return parser
 
 
@@ -74,9 +80,18 @@ def _build(tfds, args):
         raise datasets_tfds.DatasetError(
             f"{cls.name} has no config {config!r}; choose one of {', '.join(configs) or 'none'}"
         )
+    if args.workers < 1:
+        raise datasets_tfds.DatasetError(f"--workers {args.workers}: must be at least 1")
+    options = {}
+    if args.workers > 1:
+        from datasets_tfds import parallel
+
+        options["beam_options"] = parallel.direct_runner_options(args.workers)
     builder = cls(config=config, data_dir=args.data_dir)
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.path.abspath(args.manual_dir))
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=os.path.abspath(args.manual_dir), **options
+        )
     )
     for split, info in builder.info.splits.items():
         print(f"{builder.info.full_name} {split}: {info.num_examples} examples")

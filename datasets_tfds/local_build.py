@@ -7,13 +7,29 @@ with "Dataset X downloaded and prepared to DIR", which claims a download and siz
 TFDS has no public switch for those two lines; they come from two hooks of `DatasetBuilder`
 that this mixin overrides. If a TFDS release renames the hooks, TFDS's own lines come back
 (`local_build_test.py` fails then) and nothing else changes.
+
+It also records whether the build runs on Apache Beam (the DownloadConfig carries Beam options
+or a runner): `datasets_tfds.parallel.examples` then returns a Beam PTransform instead of a
+generator, so every builder of this package can be built in parallel without a `beam` config.
 """
 
 from __future__ import annotations
 
 
 class LocalBuild:
-    """Start/end-of-build lines that say what happens: a build from local files."""
+    """Start/end-of-build lines that say what happens: a build from local files; Beam or not."""
+
+    _beam_build = False
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        # The one place TFDS hands the builder its DownloadConfig; the split generators run
+        # inside this call.
+        self._beam_build = (download_config.beam_options is not None
+                            or download_config.beam_runner is not None)  # fmt: skip
+        try:
+            return super()._download_and_prepare(dl_manager, download_config)
+        finally:
+            self._beam_build = False
 
     def _log_download_bytes(self) -> None:
         # Printed (not logged) like TFDS's line, so it shows with default logging, before the bars.

@@ -21,10 +21,10 @@ import hashlib
 import logging
 from typing import NamedTuple
 
-import tensorflow_datasets as tfds
 from etils import epath
 
 from datasets_tfds.errors import ManualDataError
+from datasets_tfds.resized import ImageConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ MAX_LIST_BYTES = 16 * 2**20
 _MAX_SHOWN = 60  # characters of a bad line quoted in an error
 
 
-class SplitConfig(tfds.core.BuilderConfig):
+class SplitConfig(ImageConfig):
     """`lists` = {split: list file name} for the paper's split; None for the builder's own split.
+    `shorter_side` (ImageConfig): None for native-resolution images, else the reduced size.
 
     `sha256` = {list file name: hex digest of the file published with the paper}: a build
     records whether the lists it read are byte-identical to those.

@@ -38,14 +38,14 @@ def builder_labels(module):
 CHEXPERT_SCORED = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 
 # Task code -> (TFDS builder name, datasets_tfds module). The builders know nothing of tasks.
-TASK_BUILDERS = {
-    "TXC": ("tfmedbench_nih_shenzhen", "nih_shenzhen"),
-    "VFS": ("tfmedbench_drive", "drive"),
+TASK_BUILDERS = {  # in the paper's order (its Table 1)
+    "ECC": ("tfmedbench_rsna_pe", "rsna_pe"),
     "DXC14": ("tfmedbench_chestxray14", "chestxray14"),
     "DXC5": ("tfmedbench_chexpert", "chexpert"),
+    "TXC": ("tfmedbench_nih_shenzhen", "nih_shenzhen"),
     "LXS": ("tfmedbench_montgomery", "montgomery"),
+    "VFS": ("tfmedbench_drive", "drive"),
     "PXS": ("tfmedbench_siim_pneumothorax", "siim_pneumothorax"),
-    "ECC": ("tfmedbench_rsna_pe", "rsna_pe"),
 }
 
 # Allowed values of the enumerated fields (validated once, up front).

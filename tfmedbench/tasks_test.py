@@ -16,12 +16,23 @@ def test_seven_tasks_with_paper_settings():
     assert len(dxc5.labels) == 14 and dxc5.uncertainty_policy == "lsr-ones"
     assert dxc5.scored == ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
     assert get_recipe("txc").num_outputs == 1
+    for code in ("DXC14", "TXC"):  # the original: batch 32, 1000 epochs, stop after > 10
+        r = get_recipe(code)
+        assert (r.batch_size, r.epochs, r.patience) == (32, 1000, 10)
+    assert (dxc5.batch_size, dxc5.epochs) == (32, 10)  # Appendix E: ten epochs
     for code in ("LXS", "PXS"):
         r = get_recipe(code)
         assert (r.image_size, r.loss, r.lr, r.schedule, r.patience, r.augmentation) == (
             224, "dice", 1e-3, "cosine", 20, "xray_seg")
+        # the original's utils.py Dice over the batch, cv2 INTER_NEAREST, no normalisation,
+        # augmented validation
+        assert (r.batch_size, r.resize, r.normalization, r.augment_validation) == (
+            32, "cv2-nearest", "none", True)
     vfs = get_recipe("VFS")
-    assert (vfs.image_size, vfs.loss, vfs.augmentation) == (512, "bce", "none")
+    assert (vfs.image_size, vfs.loss, vfs.augmentation) == (512, "bce", "drive_saunet")
+    assert (vfs.batch_size, vfs.epochs, vfs.expansion, vfs.augment_draw, vfs.resize) == (
+        16, 100, 13, "fixed", "cv2-linear")
+    assert vfs.dice_score == "global"
     ecc = get_recipe("ECC")
     assert (ecc.image_size, ecc.lr, ecc.schedule, ecc.epochs) == (576, 4e-4, "linear", 1)
 
@@ -29,7 +40,7 @@ def test_seven_tasks_with_paper_settings():
 def test_overrides_coerce_cli_strings_and_reject_unknown_fields():
     r = get_recipe("TXC", epochs="3", lr="1e-3", depths="1,1,1,1", frontal_only="true")
     assert (r.epochs, r.lr, r.depths, r.frontal_only) == (3, 1e-3, (1, 1, 1, 1), True)
-    assert get_recipe("TXC").epochs == 200  # recipes are immutable
+    assert get_recipe("TXC").epochs == 1000  # recipes are immutable
     with pytest.raises(UserError, match="unknown recipe field.*'epoch'"):
         get_recipe("TXC", epoch=3)
     with pytest.raises(UserError, match="expects int"):

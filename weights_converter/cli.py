@@ -15,16 +15,24 @@ def weights():
 
 
 @weights.command("list")
-def list_weights():
-    """Show every initialization, its source format and whether it is cached."""
+@click.option("--name", "only", default=None, help="Show one initialization in full.")
+def list_weights(only):
+    """Every initialization: format, cache state, source file and citation."""
     from weights_converter import api
 
-    click.echo(f"{'name':22} {'format':13} {'cached':6}  paper name / aliases")
-    for record in registry.RECORDS:
+    records = [registry.lookup(only)] if only else registry.RECORDS
+    for record in records:
         cached = record.format is None or os.path.exists(api.converted_path(record.name))
-        aliases = f"  (aliases: {', '.join(record.aliases)})" if record.aliases else ""
-        click.echo(f"{record.name:22} {record.format or '-':13} {'yes' if cached else 'no':6}  "
-                   f"{record.paper_name}{aliases}")
+        aliases = f" (aliases: {', '.join(record.aliases)})" if record.aliases else ""
+        click.echo(f"{record.name}  [{record.category}; format {record.format or '-'}; "
+                   f"cached {'yes' if cached else 'no'}]  {record.paper_name}{aliases}")
+        for source in record.files[:1]:
+            more = f" (+{len(record.files) - 1} files)" if len(record.files) > 1 else ""
+            click.echo(f"    source:   {source.url}{more}")
+        if record.manual:
+            click.echo(f"    download: {record.manual}")
+        if record.citation:
+            click.echo(f"    cite:     {record.citation}")
     click.echo(f"{len(registry.RECORDS) - 1} pre-trained initializations + random; "
                f"cache: {api.weights_dir()}")
 

@@ -9,8 +9,11 @@ from weights_converter.testing import writers
 def test_weights_list_shows_all_initializations():
     result = CliRunner().invoke(cli.weights, ["list"])
     assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
     for record in registry.RECORDS:
-        assert f"\n{record.name} " in result.output
+        assert any(line.startswith(f"{record.name} ") for line in lines), record.name
+    # each initialization with its source and citation
+    assert sum(line.strip().startswith("cite:") for line in lines) >= len(registry.RECORDS)
     assert "21 pre-trained initializations + random" in result.output
     assert "barlow-twins" in result.output
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import re
 from typing import NamedTuple
@@ -10,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from datasets_tfds import common, split_lists
+from datasets_tfds import common, parallel, resized, split_lists
 from datasets_tfds.local_build import LocalBuild
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,34 @@ def parse_list_line(line):
     return fields[0], tuple(int(f) for f in fields[1:])
 
 
+def example(item, *, builder_name, side):
+    """[(key, example)] of one (Entry, image path) work item (see `parallel.examples`)."""
+    entry, path = item
+    return [(entry.image_index, {
+        "image": resized.grey8_file(path, side, builder_name=builder_name),
+        "labels": np.asarray(entry.labels, np.uint8),
+        "image_id": entry.image_index,
+        "patient_id": entry.patient_id,
+        "age": entry.age,
+        "sex": entry.sex,
+        "view": entry.view,
+    })]  # fmt: skip
+
+
+_DEFAULT = split_lists.SplitConfig(
+    name="default",
+    description="Official test list (or a seeded patient-level 80/20 without it); "
+    "validation = seeded 10% of the train_val patients.",
+)
+_PAPER_SPLIT = split_lists.SplitConfig(
+    name="paper_split",
+    description="The paper's split (75,312/11,212/25,596): Xray14_{train,val,test}_"
+    "official.txt of the original code, read from the manual dir.",
+    lists=PAPER_LISTS,
+    sha256=PAPER_SHA256,
+)
+
+
 class TfmedbenchChestxray14(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """NIH ChestX-ray14 with patient-disjoint train/validation/test splits."""
 
@@ -155,20 +184,12 @@ class TfmedbenchChestxray14(LocalBuild, tfds.core.GeneratorBasedBuilder):
         "1.0.0": "Initial release: official test list; validation = seeded 10% of train_val "
         "patients."
     }
-    BUILDER_CONFIGS = [
-        split_lists.SplitConfig(
-            name="default",
-            description="Official test list (or a seeded patient-level 80/20 without it); "
-            "validation = seeded 10% of the train_val patients.",
-        ),
-        split_lists.SplitConfig(
-            name="paper_split",
-            description="The paper's split (75,312/11,212/25,596): Xray14_{train,val,test}_"
-            "official.txt of the original code, read from the manual dir.",
-            lists=PAPER_LISTS,
-            sha256=PAPER_SHA256,
-        ),
-    ]
+    # Native resolution (default, paper_split), then the reduced ones: 512, 256,
+    # paper_split_512, paper_split_256 (datasets_tfds.resized).
+    BUILDER_CONFIGS = [_DEFAULT, _PAPER_SPLIT] + [
+        resized.reduced(config, side) for config in (_DEFAULT, _PAPER_SPLIT)
+        for side in resized.SIDES
+    ]  # fmt: skip
     DEFAULT_BUILDER_CONFIG_NAME = "default"
     SPLIT_SEED = 2021  # part of the dataset version
     VALIDATION_FRACTION = 0.1
@@ -187,9 +208,7 @@ put them beside Data_Entry_2017*.csv (or in the manual dir)."""
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Image(
-                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
-                    ),
+                    "image": resized.image_feature(self.builder_config),  # reduced: JPEG
                     # Multi-hot in LABELS order; "No Finding" = zeros.
                     "labels": tfds.features.Tensor(shape=(14,), dtype=np.uint8),
                     "image_id": tfds.features.Text(),
@@ -267,16 +286,9 @@ put them beside Data_Entry_2017*.csv (or in the manual dir)."""
         return {split: [by_name[name] for name in names] for split, names in parts.items()}
 
     def _generate_examples(self, pairs):
-        for entry, path in pairs:
-            yield entry.image_index, {
-                "image": common.grey8_png(path, builder_name=self.name),
-                "labels": np.asarray(entry.labels, np.uint8),
-                "image_id": entry.image_index,
-                "patient_id": entry.patient_id,
-                "age": entry.age,
-                "sex": entry.sex,
-                "view": entry.view,
-            }
+        make = functools.partial(example, builder_name=self.name,
+                                 side=self.builder_config.shorter_side)  # fmt: skip
+        return parallel.examples(self, [(entry, str(path)) for entry, path in pairs], make)
 
     def _image_paths(self, root):
         """{file name: path} over images/ and images_*/images/ (a name in two places is an error)."""

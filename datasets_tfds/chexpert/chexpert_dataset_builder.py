@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
-from datasets_tfds import common
+from datasets_tfds import common, parallel, resized
 from datasets_tfds.local_build import LocalBuild
 
 # The 14 observations in the order of the CSV columns (and of the `labels` feature).
@@ -88,6 +90,27 @@ def split_train(entries, seed, validation_fraction):
     return {name: [e for e in entries if e.image_id in ids] for name, ids in parts.items()}
 
 
+def example(entry, *, root, builder_name, side):
+    """[(key, example)] of one Entry (a work item of `parallel.examples`)."""
+    return [(entry.image_id, {
+        "image": resized.grey8_file(epath.Path(root) / entry.image_id, side,
+                                    builder_name=builder_name),
+        "labels": np.asarray(entry.labels, np.int8),
+        "frontal": entry.frontal,
+        "ap_pa": entry.ap_pa,
+        "sex": entry.sex,
+        "age": entry.age,
+        "patient_id": entry.patient_id,
+        "image_id": entry.image_id,
+    })]  # fmt: skip
+
+
+_DEFAULT = resized.ImageConfig(
+    name="default",
+    description="The images as distributed (small or full CheXpert), lossless.",
+)
+
+
 class TfmedbenchChexpert(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """CheXpert v1.0 (small or full) with raw 4-state labels; test = official validation set."""
 
@@ -96,6 +119,10 @@ class TfmedbenchChexpert(LocalBuild, tfds.core.GeneratorBasedBuilder):
         "1.0.0": "Initial release: raw labels; test = valid.csv; validation = seeded 5% of "
         "train patients."
     }
+    # default (as distributed), then 512 and 256 (datasets_tfds.resized; CheXpert-v1.0-small's
+    # images, 320 px on the shorter side, are only re-encoded by 512).
+    BUILDER_CONFIGS = [_DEFAULT] + [resized.reduced(_DEFAULT, side) for side in resized.SIDES]
+    DEFAULT_BUILDER_CONFIG_NAME = "default"
     SPLIT_SEED = 2021  # part of the dataset version
     VALIDATION_FRACTION = 0.05
     EXPECTED_TREE = _EXPECTED_TREE
@@ -109,10 +136,9 @@ it (or the dataset folder itself) as --manual_dir. Expected tree:
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
-                    # JPEG sources decoded and stored as lossless grey PNG (no second JPEG loss).
-                    "image": tfds.features.Image(
-                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
-                    ),
+                    # JPEG sources decoded and stored as lossless grey PNG (no second JPEG loss);
+                    # the reduced configs store JPEG q95 (datasets_tfds.resized).
+                    "image": resized.image_feature(self.builder_config),
                     # LABELS order; 1 positive, 0 negative, -1 uncertain, -2 blank.
                     "labels": tfds.features.Tensor(shape=(14,), dtype=np.int8),
                     "frontal": tfds.features.Scalar(dtype=np.bool_),
@@ -149,17 +175,9 @@ it (or the dataset folder itself) as --manual_dir. Expected tree:
         return {name: self._generate_examples(root, part) for name, part in parts.items()}
 
     def _generate_examples(self, root, entries):
-        for entry in entries:
-            yield entry.image_id, {
-                "image": common.grey8_png(root / entry.image_id, builder_name=self.name),
-                "labels": np.asarray(entry.labels, np.int8),
-                "frontal": entry.frontal,
-                "ap_pa": entry.ap_pa,
-                "sex": entry.sex,
-                "age": entry.age,
-                "patient_id": entry.patient_id,
-                "image_id": entry.image_id,
-            }
+        make = functools.partial(example, root=str(root), builder_name=self.name,
+                                 side=self.builder_config.shorter_side)  # fmt: skip
+        return parallel.examples(self, entries, make)
 
     def _parse(self, path):
         with path.open("r") as lines:

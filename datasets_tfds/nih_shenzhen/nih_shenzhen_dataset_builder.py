@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
-import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
-from datasets_tfds import common, split_lists
+from datasets_tfds import common, parallel, resized, split_lists
 from datasets_tfds.local_build import LocalBuild
 
 log = logging.getLogger(__name__)
@@ -44,24 +45,51 @@ def parse_list_line(line):
     return match.group(1), (int(match.group(2)),)
 
 
+def label_of(path, builder_name):
+    """The label digit of a Shenzhen file name (0 normal, 1 tuberculosis)."""
+    match = _NAME_RE.match(path.stem)
+    if not match:
+        raise common.ManualDataError(
+            f"{builder_name}: unexpected file name {path} (expected CHNCXR_####_0.png or "
+            f"CHNCXR_####_1.png; the last digit is the label)"
+        )
+    return int(match.group(2))
+
+
+def example(path, *, builder_name, side):
+    """[(key, example)] of one image file (a work item of `parallel.examples`)."""
+    path = epath.Path(path)
+    return [(path.stem, {
+        "image": resized.grey8_file(path, side, builder_name=builder_name),
+        "label": label_of(path, builder_name),
+        "image_id": path.stem,
+    })]  # fmt: skip
+
+
+_DEFAULT = split_lists.SplitConfig(
+    name="default",
+    description="Seeded 70/10/20 split stratified by label (SPLIT_SEED 2021).",
+)
+_PAPER_SPLIT = split_lists.SplitConfig(
+    name="paper_split",
+    description="The paper's split (463/65/134): ShenzenCXR_{train,valid,test}_data.txt "
+    "of the original code, read from the manual dir.",
+    lists=PAPER_LISTS,
+    sha256=PAPER_SHA256,
+)
+
+
 class TfmedbenchNihShenzhen(LocalBuild, tfds.core.GeneratorBasedBuilder):
     """Shenzhen Hospital CXR set: 662 frontal chest X-rays, 336 normal / 326 tuberculosis."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: seeded 70/10/20 split stratified by label."}
-    BUILDER_CONFIGS = [
-        split_lists.SplitConfig(
-            name="default",
-            description="Seeded 70/10/20 split stratified by label (SPLIT_SEED 2021).",
-        ),
-        split_lists.SplitConfig(
-            name="paper_split",
-            description="The paper's split (463/65/134): ShenzenCXR_{train,valid,test}_data.txt "
-            "of the original code, read from the manual dir.",
-            lists=PAPER_LISTS,
-            sha256=PAPER_SHA256,
-        ),
-    ]
+    # Native resolution (default, paper_split), then the reduced ones: 512, 256,
+    # paper_split_512, paper_split_256 (datasets_tfds.resized).
+    BUILDER_CONFIGS = [_DEFAULT, _PAPER_SPLIT] + [
+        resized.reduced(config, side) for config in (_DEFAULT, _PAPER_SPLIT)
+        for side in resized.SIDES
+    ]  # fmt: skip
     DEFAULT_BUILDER_CONFIG_NAME = "default"
     # The split is part of the dataset version: changing the seed or fractions needs a new VERSION.
     SPLIT_SEED = 2021
@@ -83,9 +111,8 @@ put them in the manual dir (or in ChinaSet_AllFiles/ or CXR_png/)."""
                 {
                     # Sources are mostly 8-bit grey PNG; RGB/RGBA/16-bit files are converted
                     # to 8-bit grey (common.to_grey8) so every example has the same format.
-                    "image": tfds.features.Image(
-                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
-                    ),
+                    # Reduced configs: JPEG (datasets_tfds.resized).
+                    "image": resized.image_feature(self.builder_config),
                     "label": tfds.features.ClassLabel(names=["normal", "tuberculosis"]),
                     "image_id": tfds.features.Text(),
                 }
@@ -129,18 +156,9 @@ put them in the manual dir (or in ChinaSet_AllFiles/ or CXR_png/)."""
         return {split: [name[: -len(".png")] for name in names] for split, names in parts.items()}
 
     def _generate_examples(self, paths):
-        for path in paths:
-            yield path.stem, {
-                "image": common.grey8_png(path, builder_name=self.name),
-                "label": self._label_of(path),
-                "image_id": path.stem,
-            }
+        make = functools.partial(example, builder_name=self.name,
+                                 side=self.builder_config.shorter_side)  # fmt: skip
+        return parallel.examples(self, [str(p) for p in paths], make)
 
     def _label_of(self, path):
-        match = _NAME_RE.match(path.stem)
-        if not match:
-            raise common.ManualDataError(
-                f"{self.name}: unexpected file name {path} (expected CHNCXR_####_0.png or "
-                f"CHNCXR_####_1.png; the last digit is the label)"
-            )
-        return int(match.group(2))
+        return label_of(path, self.name)

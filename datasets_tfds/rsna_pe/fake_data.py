@@ -29,12 +29,12 @@ def reference_window(hu, wl=100, ww=700):
     return (x * 255.0).astype("uint8")
 
 
-def write_tree(root, n_per_class=7, *, series_slices=None, no_position=(), seed=0):
+def write_tree(root, n_per_class=7, *, series_slices=None, no_position=(), size=SIZE, seed=0):
     """Write train.csv + train/<study>/<series>/<sop>.dcm; return {sop: expected example}.
 
     `series_slices` maps study index -> list of slice counts, one per series (default: one
     series of 3 slices). Studies in `no_position` have no ImagePositionPatient, so their slices
-    are ordered by InstanceNumber.
+    are ordered by InstanceNumber. `size`: (rows, columns) of every slice.
     """
     top = Path(root, TOP)
     rng = np.random.default_rng(seed)
@@ -53,7 +53,7 @@ def write_tree(root, n_per_class=7, *, series_slices=None, no_position=(), seed=
             slices = []
             for k in range(n_slices):
                 sop = f"{i:03d}cc{j:02d}{k:05d}"
-                hu = rng.integers(-1024, 1600, SIZE).astype(np.float64)
+                hu = rng.integers(-1024, 1600, size).astype(np.float64)
                 hu[0, 0], hu[0, 1] = -1000, 1200  # reach both window ends, like a chest slice
                 if i % 2:  # signed storage, slope 1
                     stored, slope, intercept = hu.astype(np.int16), 1.0, 0.0

@@ -17,12 +17,13 @@ from datasets_tfds import dicom, rle
 SIZE = (32, 24)  # rows x columns: not square, so a transposition error shows
 
 
-def write_tree(root, n_per_class=10, *, flat=False, extra_unlabelled=1, seed=0):
+def write_tree(root, n_per_class=10, *, flat=False, extra_unlabelled=1, size=SIZE, seed=0):
     """<root>/siim-acr-pneumothorax/{train-rle.csv, dicom-images-train/...}; returns the truth.
 
     Returns {image_id: (pixels as displayed, mask)} for the labelled images. Positive images get
     two RLE rows (two rectangles: the union is the mask); one negative row is written ' -1' as
     some copies of the file do. `extra_unlabelled` DICOMs get no CSV row. Image 3 is MONOCHROME1.
+    `size`: (rows, columns) of every image.
     """
     top = Path(root, "siim-acr-pneumothorax")
     rng = np.random.default_rng(seed)
@@ -30,16 +31,16 @@ def write_tree(root, n_per_class=10, *, flat=False, extra_unlabelled=1, seed=0):
     for i in range(2 * n_per_class + extra_unlabelled):
         study, series, sop = (f"1.2.826.0.1.{i}.{k}" for k in (1, 2, 3))
         folder = top / "dicom-images-train" if flat else top / "dicom-images-train" / study / series
-        pixels = rng.integers(0, 256, SIZE, dtype=np.uint8)
+        pixels = rng.integers(0, 256, size, dtype=np.uint8)
         photometric = "MONOCHROME1" if i == 3 else "MONOCHROME2"
         dicom.write(folder / f"{sop}.dcm", pixels, photometric=photometric,
                     study_uid=study, series_uid=series, sop_uid=sop)  # fmt: skip
         if i >= 2 * n_per_class:
             continue  # DICOM without a CSV row
-        mask = np.zeros(SIZE, np.uint8)
+        mask = np.zeros(size, np.uint8)
         if i % 2:
             for top_left in ((1 + i % 5, 2), (20, 3 + i % 7)):
-                region = np.zeros(SIZE, np.uint8)
+                region = np.zeros(size, np.uint8)
                 region[top_left[0]:top_left[0] + 6, top_left[1]:top_left[1] + 9] = 1
                 rows.append((sop, rle.encode(region)))
                 mask |= region

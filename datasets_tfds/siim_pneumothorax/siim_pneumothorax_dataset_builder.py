@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
-from datasets_tfds import common, dicom, rle
+from datasets_tfds import common, dicom, parallel, resized, rle
 from datasets_tfds.local_build import LocalBuild
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,45 @@ def detect_release(rles):
     return next((name for name, known in RELEASES.items() if counts == known), "unknown")
 
 
-class SiimConfig(tfds.core.BuilderConfig):
-    """Chooses the stored image dtype; a feature dtype is fixed per dataset, not per image."""
+class SiimConfig(resized.ImageConfig):
+    """Chooses the stored image dtype (a feature dtype is fixed per dataset, not per image) and,
+    with `shorter_side`, a reduced resolution (datasets_tfds.resized; uint8 only)."""
 
     def __init__(self, *, image_dtype, **kwargs):
         super().__init__(**kwargs)
         self.image_dtype = image_dtype
+
+
+def example(item, *, builder_name, dtype, side):
+    """[(key, example)] of one (image id, DICOM path, RLE rows) work item."""
+    image_id, path, image_rles = item
+    dataset, pixels = dicom.read(path, builder_name=builder_name)
+    try:
+        image = dicom.radiograph_grey(dataset, pixels, dtype)
+    except ValueError as err:
+        hint = " (build the `uint16` config)" if dtype == np.uint8 else ""
+        raise common.ManualDataError(f"{builder_name}: {path}: {err}{hint}") from err
+    height, width = pixels.shape
+    try:
+        mask = rle.decode_union(image_rles, height, width)
+    except ValueError as err:
+        raise common.ManualDataError(
+            f"{builder_name}: bad EncodedPixels for {image_id} ({height}x{width}): {err}"
+        ) from err
+    return [(image_id, {
+        # Reduced configs: shrunk JPEG (uint8 only: `_UINT8`'s dtype).
+        "image": resized.stored_image(image, side, common.encode_png),
+        "mask": resized.stored_mask(mask[..., None], side, common.encode_png),
+        "image_id": image_id,
+        "has_pneumothorax": bool(mask.any()),  # of the full-resolution mask
+    })]  # fmt: skip
+
+
+_UINT8 = SiimConfig(
+    name="uint8",
+    description="8-bit images, as every DICOM of the challenge is; deeper files fail.",
+    image_dtype=np.uint8,
+)
 
 
 class TfmedbenchSiimPneumothorax(LocalBuild, tfds.core.GeneratorBasedBuilder):
@@ -59,17 +93,15 @@ class TfmedbenchSiimPneumothorax(LocalBuild, tfds.core.GeneratorBasedBuilder):
         "1.0.0": "Initial release: seeded 80/20 split by image stratified by has_pneumothorax, "
         "then 10% of train as validation."
     }
+    # uint8 (default), uint16, then the reduced 8-bit configs 512 and 256.
     BUILDER_CONFIGS = [
-        SiimConfig(
-            name="uint8",
-            description="8-bit images, as every DICOM of the challenge is; deeper files fail.",
-            image_dtype=np.uint8,
-        ),
+        _UINT8,
         SiimConfig(
             name="uint16",
             description="16-bit images, for re-exported sources with BitsAllocated > 8.",
             image_dtype=np.uint16,
         ),
+        *(resized.reduced(_UINT8, side, name=str(side)) for side in resized.SIDES),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "uint8"
     # The split is part of the dataset version: changing seed or fractions needs a new VERSION.
@@ -91,10 +123,9 @@ images, the one the paper used) and stage 2 (12,047); the build records which in
             features=tfds.features.FeaturesDict(
                 {
                     # Stored pixels, lossless, no windowing; MONOCHROME1 inverted to MONOCHROME2.
-                    "image": tfds.features.Image(
-                        shape=(None, None, 1),
-                        dtype=self.builder_config.image_dtype,
-                        encoding_format="png",
+                    # Reduced configs: uint8 JPEG (datasets_tfds.resized).
+                    "image": resized.image_feature(
+                        self.builder_config, self.builder_config.image_dtype
                     ),
                     # Union of all the image's RLE regions: 1 = pneumothorax.
                     "mask": tfds.features.Image(
@@ -158,27 +189,12 @@ images, the one the paper used) and stage 2 (12,047); the build records which in
         }
 
     def _generate_examples(self, items):
-        dtype = self.builder_config.image_dtype
-        for image_id, path, image_rles in items:
-            dataset, pixels = dicom.read(path, builder_name=self.name)
-            try:
-                image = dicom.radiograph_grey(dataset, pixels, dtype)
-            except ValueError as err:
-                hint = " (build the `uint16` config)" if dtype == np.uint8 else ""
-                raise common.ManualDataError(f"{self.name}: {path}: {err}{hint}") from err
-            height, width = pixels.shape
-            try:
-                mask = rle.decode_union(image_rles, height, width)
-            except ValueError as err:
-                raise common.ManualDataError(
-                    f"{self.name}: bad EncodedPixels for {image_id} ({height}x{width}): {err}"
-                ) from err
-            yield image_id, {
-                "image": common.encode_png(image),
-                "mask": common.encode_png(mask[..., None]),
-                "image_id": image_id,
-                "has_pneumothorax": bool(mask.any()),
-            }
+        make = functools.partial(example, builder_name=self.name,
+                                 dtype=self.builder_config.image_dtype,
+                                 side=self.builder_config.shorter_side)  # fmt: skip
+        return parallel.examples(
+            self, [(i, str(path), tuple(codes)) for i, path, codes in items], make
+        )
 
     def _record_release(self, csv_path, rles):
         """Store in the dataset's metadata which release the CSV is (see `detect_release`)."""

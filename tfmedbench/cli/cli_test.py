@@ -5,19 +5,8 @@ import os
 import subprocess
 import sys
 
-
-from tfmedbench.cli import main
 from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
-
-
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tfmedbench.testing import run_cli
 
 
 def test_console_script_is_declared():
@@ -106,3 +95,58 @@ def test_demo_runs_full_resnet50_and_prints_auc(tmp_path):
     assert 0.0 <= auc <= 1.0
     assert (tmp_path / "raw" / "ChinaSet_AllFiles" / "CXR_png" / "CHNCXR_0001_0.png").exists()
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+BAD_OPTIONS = [
+    (["--epochs", "0"], "'epochs' = 0 must be an integer >= 1"),
+    (["--epochs", "-1"], "'epochs' = -1"),
+    (["--batch-size", "0"], "'batch_size' = 0"),
+    (["--batch-size", "-2"], "'batch_size' = -2"),
+    (["--image-size", "-64"], "'image_size' = -64"),
+    (["--image-size", "0"], "'image_size' = 0"),
+    (["--lr", "-0.1"], "'lr' = -0.1"),
+    (["--patience", "-1"], "'patience' = -1"),
+    (["--set", "lr=nan"], "'lr' = nan"),
+    (["--label-fraction", "0"], "--label-fraction must be in (0, 1]"),
+    (["--seed", "-3"], "--seed must be an integer >= 0"),
+    (["--data-config", "nope"], "--data-config 'nope'"),
+]
+
+
+def test_bad_options_are_refused_before_anything_is_written(capsys, tmp_path):
+    for extra, message in BAD_OPTIONS:
+        out = tmp_path / "run"
+        code, _, err = run_cli(["fit", "--task", "TXC", "--data-dir", str(tmp_path / "d"),
+                                "--output", str(out), *extra], capsys)  # fmt: skip
+        assert code == 2, (extra, err)
+        assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+        assert not out.exists(), extra  # no config.json, no folder
+
+
+def test_run_folders_are_never_mixed_and_follow_the_umask(capsys, tmp_path):
+    write_shenzhen_tree(tmp_path / "raw", n_images=24, size=48, seed=0)
+    args = ["fit", "--task", "TXC", "--data-dir", str(tmp_path / "tfds"), "--manual-dir",
+            str(tmp_path / "raw"), "--epochs", "1", "--image-size", "32", "--batch-size", "8",
+            "--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=resize", "-q"]
+    out = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        code, _, err = run_cli([*args, "--output", str(out), "--save-weights", "backbone"], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    files = sorted(os.listdir(out))
+    assert "backbone.weights.h5" in files and "best.weights.h5" not in files
+    assert "checkpoint" not in files  # removed once the run finished
+    for name in ("config.json", "history.csv", "metrics.json", "predictions.npz"):
+        assert (out / name).stat().st_mode & 0o777 == 0o640, name  # 0666 & ~0027
+    # a second fit into the same folder is refused; --overwrite replaces it
+    code, _, err = run_cli([*args, "--output", str(out)], capsys)
+    assert code == 2 and "already holds a run" in err and "--overwrite" in err
+    code, _, err = run_cli([*args, "--output", str(out), "--overwrite", "--save-weights", "none"],
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    assert not any(f.endswith(".weights.h5") for f in os.listdir(out))
+    # nothing left to resume in a finished run
+    code, _, err = run_cli([*args, "--output", str(out), "--resume"], capsys)
+    assert code == 2 and "finished run" in err

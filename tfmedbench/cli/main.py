@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "report": "tfmedbench.cli.study:report",
     "pretrain": "tfmedbench.cli.study:pretrain",
     "export": "tfmedbench.cli.study:export",
+    "rescore": "tfmedbench.cli.study:rescore",
     "paper": "tfmedbench.cli.paper:paper",
 }
 
@@ -62,7 +63,7 @@ def cli(ctx, debug):
 @run_options
 def fit(task, weights, weights_format, seed, output, resume, overwrite, **kwargs):
     """Fine-tune WEIGHTS on TASK and evaluate on its test split."""
-    from tfmedbench.train.fit import run
+    from tfmedbench.train.finetune import run
     from tfmedbench.train.spec import make_spec
 
     if resume and not output:
@@ -184,8 +185,13 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.exceptions.UsageError as err:  # bad options: click's usage hint, then one line
+        if err.ctx is not None:
+            click.echo(err.ctx.get_usage(), err=True)
+        click.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
-        err.show()
+        click.echo(f"error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
     except (UserError, _dataset_error()) as err:
         if debug:

@@ -1,16 +1,6 @@
 """`tfmedbench paper`: the bundled numbers printed per task and per table."""
 
-from tfmedbench.cli import main
-
-
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tfmedbench.testing import run_cli
 
 
 def test_paper_is_a_command(capsys):

@@ -175,3 +175,18 @@ def export(run_dir, fmt, output, atol):
         f" <= {atol:g}"
     )
     click.echo(f"model card: {out['model_card']}")
+
+
+# --------------------------------------------------------------------------- rescore
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Metric fields to change: dice_score=global|per-image, score_region=image|fov, scored_labels=A,B.")
+def rescore(run_dir, sets):
+    """Recompute RUN_DIR/metrics.json from its predictions.npz (after a metric option changes)."""
+    from tfmedbench.cli.options import parse_sets
+    from tfmedbench.train.rescore import rescore as run_rescore
+
+    metrics = run_rescore(run_dir, parse_sets(sets))
+    click.echo(f"{metrics['task']} {metrics['weights']} seed={metrics['seed']}: test "
+               f"{metrics['metric']} = {metrics['score']:.4f} (was "
+               f"{metrics['rescored_from']['score']:.4f})")  # fmt: skip

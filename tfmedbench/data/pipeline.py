@@ -12,14 +12,16 @@ Two shapes, same elements in the same order when the split is one file (tested):
 The uncached shape shuffles encoded bytes (a 2048-example buffer of 1024 px radiographs holds
 ~2 GiB decoded, a fraction of that encoded) and does all per-example work in one parallel map,
 as a DataLoader worker does (throughput: benchmarks/RESULTS.md); large splits also get their
-file order reshuffled each epoch from the epoch's seed.
+file order reshuffled each epoch from the epoch's seed. Both shapes batch the examples before
+the last, element-wise step (grey -> RGB, normalisation, float targets), which runs per batch.
+JPEG images (the builders' reduced-resolution configs) are decoded by `decode_feature`.
 
 Training and validation yield (image float32 [B, S, S, 3], target); evaluation datasets
 (`index=True`) add the example's position in the split's (unshuffled) order, so predictions can
 be keyed by image id whatever the distribution strategy's split of a batch. With
 `recipe.test_time == "tencrop"` the test split yields [B, 10, S, S, 3]. Targets: float32 [B, K]
-for classification, [B, S, S, C] masks for segmentation (C = 2 with the FOV as second channel
-when `score_region="fov"`).
+for classification, [B, S, S, C] masks for segmentation (the test split of a dataset with a
+field-of-view mask, DRIVE, carries the FOV as a second channel: Dice is computed both ways).
 """
 
 from __future__ import annotations
@@ -88,6 +90,24 @@ def image_feature_keys(builder):
     return sorted(k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image))
 
 
+def jpeg_feature_keys(builder):
+    """Top-level JPEG image features (the reduced-resolution configs, datasets_tfds.resized)."""
+    return [k for k in image_feature_keys(builder)
+            if builder.info.features[k].encoding_format == "jpeg"]  # fmt: skip
+
+
+def decode_feature(feature, value):
+    """Decode one image feature. JPEG uses the accurate integer IDCT: TF's default
+    (`dct_method=""`, libjpeg's fast IDCT) differed from PIL's decode by up to 8 grey levels on
+    78% of the pixels of a 256 px q95 JPEG; INTEGER_ACCURATE equals PIL bit for bit and costs
+    ~3% more time (benchmarks/RESULTS.md). Other formats: TFDS's own decoding."""
+    if getattr(feature, "encoding_format", None) != "jpeg":
+        return feature.decode_example(value)
+    image = tf.io.decode_jpeg(value, channels=feature.shape[-1], dct_method="INTEGER_ACCURATE")
+    image.set_shape(feature.shape)
+    return image
+
+
 def example_id(adapter, example):
     """The example's id string (adapters may name another feature, e.g. RSNA-PE's sop_id)."""
     return adapter.example_id(example) if hasattr(adapter, "example_id") else example["image_id"]
@@ -101,7 +121,9 @@ class _Reader:
         self.training = training
         self.adapter = get_adapter(recipe.builder)
         self.cache = should_cache(recipe, builder, split)
-        self.late_keys = [] if self.cache else image_feature_keys(builder)
+        # Decoded in `prepare` (not by TFDS): every image of an uncached split (see make_dataset),
+        # and JPEG images always (their decode differs from TFDS's, see decode_feature).
+        self.late_keys = jpeg_feature_keys(builder) if self.cache else image_feature_keys(builder)
         # Ids kept by a label-efficiency subset, as sorted 58-bit hashes (searchsorted has no
         # string kernel; 1e5 ids collide with probability ~2e-8).
         self.keep_ids = None if keep_ids is None else tf.sort(
@@ -135,9 +157,9 @@ class _Reader:
     def prepare(self, index, ex):
         """Decode, adapt and run the deterministic stage: (image, target, index, id hash)."""
         features = self.builder.info.features
-        ex = {k: (features[k].decode_example(v) if k in self.late_keys else v) for k, v in ex.items()}
+        ex = {k: (decode_feature(features[k], v) if k in self.late_keys else v) for k, v in ex.items()}
         image, target = self.adapter.adapt(ex, self.recipe, self.seed)
-        if self.recipe.score_region == "fov" and not self.training:
+        if self.split == "test" and "fov_mask" in ex:  # scored inside and outside the FOV
             target = tf.concat([target, tf.cast(ex["fov_mask"], target.dtype)], axis=-1)
         id_hash = tf.strings.to_hash_bucket_fast(example_id(self.adapter, ex), 2**58)
         image, target = self.fixed(image, target)
@@ -203,7 +225,6 @@ def make_dataset(
         ds = reader.augmented(lambda: _expand(reader.examples(), recipe.expansion)
                               .map(stage.per_example, num_parallel_calls=AUTOTUNE))  # fmt: skip
         ds = ds.shuffle(recipe.shuffle_buffer, seed=key, reshuffle_each_iteration=False)
-        ds = ds.map(stage.finish_only(index), num_parallel_calls=AUTOTUNE)
     else:
         ds = reader.examples(file_seed=key if training and not reader.cache else None)
         if shard is not None:
@@ -213,9 +234,13 @@ def make_dataset(
             ds = ds.shuffle(recipe.shuffle_buffer, seed=key, reshuffle_each_iteration=False)
         else:
             ds = ds.map(lambda *e: (*e, tf.constant(0, tf.int32)))
-        ds = ds.enumerate().map(stage.full(index), num_parallel_calls=AUTOTUNE,
+        ds = ds.enumerate().map(stage.full, num_parallel_calls=AUTOTUNE,
                                 deterministic=True)  # fmt: skip
     ds = ds.batch(batch_size, drop_remainder=training and recipe.drop_last)
+    # Normalisation per batch, not per example: the same values (element-wise ops), a batch op
+    # that copies uint8 / single-channel images instead of float RGB, and each op dispatched once
+    # per batch (benchmarks/RESULTS.md, "Input pipeline").
+    ds = ds.map(stage.finish_batch(index), num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.with_options(dataset_options()).prefetch(PREFETCH_BATCHES)
 
 
@@ -236,15 +261,13 @@ class _Stages:
         image, target = self.random(image, target, seed, slot)
         return image, target, idx
 
-    def full(self, index):
-        def apply(position, element):
-            image, target, idx = self.per_example(*element, position=position)
-            image, target = self.finish(image, target)
-            return (image, target, idx) if index else (image, target)
+    def full(self, position, element):
+        """(position, example) -> (image, target, index) before normalisation."""
+        return self.per_example(*element, position=position)
 
-        return apply
+    def finish_batch(self, index):
+        """Batched (image, target, index) -> normalised (image, target[, index])."""
 
-    def finish_only(self, index):
         def apply(image, target, idx):
             image, target = self.finish(image, target)
             return (image, target, idx) if index else (image, target)

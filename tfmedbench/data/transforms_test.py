@@ -20,6 +20,26 @@ def test_imagenet_normalisation():
     np.testing.assert_allclose(transforms.normalize(x).numpy(), 0.0, atol=1e-6)
 
 
+def test_normalize_rgb_is_normalize_of_to_float_rgb_bit_for_bit():
+    rng = np.random.default_rng(0)
+    images = [
+        rng.integers(0, 256, (37, 29, 1), dtype=np.uint8),
+        rng.integers(0, 256, (37, 29, 3), dtype=np.uint8),
+        rng.integers(0, 65536, (16, 20, 1), dtype=np.uint16),
+        rng.standard_normal((10, 9, 9, 1)).astype(np.float32),  # TenCrop stacks: rank 4
+        rng.standard_normal((10, 9, 9, 3)).astype(np.float32),
+    ]
+    for image in images:
+        for mode in ("imagenet", "none"):
+            want = transforms.normalize(transforms.to_float_rgb(tf.constant(image)), mode)
+            got = transforms.normalize_rgb(tf.constant(image), mode)
+            assert got.shape == want.shape and got.dtype == tf.float32
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+            # Inside tf.data (graph mode), as the pipeline runs it.
+            ds = tf.data.Dataset.from_tensors(image).map(lambda x: transforms.normalize_rgb(x, mode))
+            np.testing.assert_array_equal(next(iter(ds)).numpy(), want.numpy())
+
+
 def test_random_resized_crop_box_within_image_and_in_torchvision_ranges():
     areas = []
     for i in range(200):

@@ -21,6 +21,7 @@ import shutil
 import numpy as np
 
 from tfmedbench.errors import UserError
+from tfmedbench.fileutil import atomic_write_text
 
 FORMATS = ("saved_model", "onnx")
 DEFAULT_ATOL = 1e-4
@@ -41,67 +42,99 @@ def random_inputs(recipe, n=2, seed=0):
     return rng.standard_normal((n, size, size, 3)).astype(np.float32)
 
 
-def export_run(run_dir, fmt, output=None, atol=DEFAULT_ATOL, n_check=2, seed=0, verbose=True):
-    """Export run `run_dir` to `fmt`; verify it; write the model card. Returns a dict."""
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    run_dir = os.fspath(run_dir)
+def _check_finished(run_dir):
     for name in ("config.json", "best.weights.h5"):
         if not os.path.exists(os.path.join(run_dir, name)):
             raise UserError(
-                f"{run_dir} is not a finished run directory (missing {name}); pass the directory "
-                "that `tfmedbench fit` or `tfmedbench benchmark` wrote"
+                f"{run_dir} has no {name}: pass a finished run directory written by `tfmedbench "
+                "fit` (or a sweep run with --save-weights best)"
             )
+    metrics = _read_json(os.path.join(run_dir, "metrics.json")) or {}
+    if metrics.get("status") != "ok":
+        raise UserError(
+            f"{run_dir} is not a finished run (metrics.json {'says ' + repr(metrics.get('status')) if metrics else 'is missing'}): "
+            "an interrupted or never-evaluated run is not exported; finish it with `fit --resume`"
+        )
+
+
+def export_run(run_dir, fmt, output=None, atol=DEFAULT_ATOL, n_check=2, seed=0, verbose=True):
+    """Export run `run_dir` to `fmt`; verify it; write the model card. Returns a dict.
+
+    Nothing is left behind when it fails: the artifact and any folder created for it go.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    run_dir = os.fspath(run_dir)
+    _check_finished(run_dir)
+    if output is None:
+        output = os.path.join(run_dir, "export", "saved_model" if fmt == "saved_model" else "model.onnx")
+    output = os.fspath(output)
+    if fmt == "onnx" and not output.endswith(".onnx"):
+        output = os.path.join(output, "model.onnx")
+    parent = os.path.dirname(os.path.abspath(output))
+    created = [] if os.path.isdir(parent) else [parent]
+    try:
+        return _export(run_dir, fmt, output, atol, n_check, seed, verbose)
+    except BaseException:
+        _remove(output)
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def _export(run_dir, fmt, output, atol, n_check, seed, verbose):
     import keras
 
     from tfmedbench.train import load_run_model
 
     keras.mixed_precision.set_global_policy("float32")  # export needs a float32 model
     model, recipe = load_run_model(run_dir)
-    if output is None:
-        output = os.path.join(run_dir, "export", "saved_model" if fmt == "saved_model" else "model.onnx")
-    output = os.fspath(output)
-    if fmt == "onnx" and not output.endswith(".onnx"):
-        output = os.path.join(output, "model.onnx")
-    if os.path.exists(output):
-        shutil.rmtree(output) if os.path.isdir(output) else os.remove(output)
+    _remove(output)
     os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-
     x = random_inputs(recipe, n_check, seed)
     expected = np.asarray(model(x, training=False), dtype=np.float32)
+    if verbose:
+        print(f"[tfmedbench] exporting {fmt} to {output} ...", flush=True)
     if fmt == "saved_model":
-        model.export(output, format="tf_saved_model", verbose=bool(verbose))
+        # Keras' verbose export prints every TensorSpec of the signature (~320 lines).
+        model.export(output, format="tf_saved_model", verbose=False)
         got = _run_saved_model(output, x)
         runtime = "tensorflow.saved_model.load(...).serve"
     else:
         try:
-            model.export(output, format="onnx", verbose=bool(verbose))
+            model.export(output, format="onnx", verbose=False)
         except ImportError as err:
             raise UserError(
-                f"ONNX export needs tf2onnx and onnx ({err}); pip install 'tfmedbench[export]' "
-                "tf2onnx"
+                f"ONNX export needs tf2onnx and onnx ({err}); pip install 'tfmedbench[export]'"
             ) from None
         got = _run_onnx(output, x)
         runtime = "onnxruntime (CPUExecutionProvider)"
+    if verbose:
+        print(f"[tfmedbench] verifying against Keras with {runtime} ...", flush=True)
+    check = _compare(fmt, output, got, expected, atol, n_check, runtime, x)
+    card = write_model_card(run_dir, recipe, fmt, output, check)
+    return {"path": output, "format": fmt, "check": check, "model_card": card}
+
+
+def _compare(fmt, output, got, expected, atol, n_check, runtime, x):
     if got.shape != expected.shape:
         raise UserError(f"export check failed: output shape {got.shape} != Keras {expected.shape}")
     max_abs = float(np.max(np.abs(got - expected)))
     if not max_abs <= atol:
         raise UserError(
             f"export check failed: {fmt} outputs differ from Keras by up to {max_abs:.3g} "
-            f"(> {atol:g}) on {n_check} random inputs; the artifact at {output} is not trustworthy"
+            f"(> {atol:g}) on {n_check} random inputs; the artifact was removed"
         )
-    check = {
-        "runtime": runtime,
-        "n_inputs": n_check,
-        "input_shape": list(x.shape),
-        "output_shape": list(expected.shape),
-        "max_abs_diff": max_abs,
-        "atol": atol,
-        "passed": True,
-    }
-    card = write_model_card(run_dir, recipe, fmt, output, check)
-    return {"path": output, "format": fmt, "check": check, "model_card": card}
+    return {"runtime": runtime, "n_inputs": n_check, "input_shape": list(x.shape),
+            "output_shape": list(expected.shape), "max_abs_diff": max_abs, "atol": atol,
+            "passed": True}  # fmt: skip
 
 
 def _run_saved_model(path, x):
@@ -128,90 +161,84 @@ def model_card_path(artifact):
     return stem + ".model_card.md"
 
 
-def write_model_card(run_dir, recipe, fmt, output, check):
-    """Write the model card beside the artifact; return its path."""
-    metrics = _read_json(os.path.join(run_dir, "metrics.json")) or {}
-    config = _read_json(os.path.join(run_dir, "config.json")) or {}
+def _outputs_text(recipe):
+    if recipe.kind != "classification":
+        return (f"a {recipe.image_size}x{recipe.image_size}x{recipe.num_outputs} sigmoid "
+                "probability map per image; threshold 0.5 for a binary mask (as evaluated)")
+    text = (f"{recipe.num_outputs} independent sigmoid probabilities, one per label, in this "
+            f"order: {', '.join(recipe.labels)}")  # fmt: skip
+    if recipe.scored_labels:
+        text += f" (scored: {', '.join(recipe.scored_labels)})"
+    if recipe.test_time == "tencrop":
+        text += (f". The reported score averaged the outputs of a ten-crop ({recipe.resize_size} "
+                 f"-> {recipe.image_size}) at test time; the exported model is the single-crop "
+                 "network")  # fmt: skip
+    return text
+
+
+def _preprocessing_text(recipe):
+    resize = {"torchvision": "bilinear, antialiased (torchvision Resize)",
+              "cv2-linear": "bilinear (cv2.resize INTER_LINEAR)",
+              "cv2-nearest": "nearest neighbour (cv2.resize INTER_NEAREST)"}[recipe.resize]  # fmt: skip
+    norm = ("then normalise with ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, "
+            "0.225)" if recipe.normalization == "imagenet" else "no further normalisation")
+    return (f"- Preprocessing (not inside the model): scale pixels to [0, 1], resize to "
+            f"{recipe.image_size}x{recipe.image_size} ({resize}), {norm}.")  # fmt: skip
+
+
+def _model_lines(run_dir, recipe, metrics, config):
     weights = metrics.get("weights") or config.get("weights") or "?"
+    arch = "ResNet-50 classifier" if recipe.kind == "classification" else "U-Net with a ResNet-50 encoder"
     score = metrics.get("score")
     metric = (metrics.get("metric") or recipe.metric).upper()
-    per_class = metrics.get("per_class") or {}
-    versions = metrics.get("versions") or config.get("versions") or {}
-    import tfmedbench
-
-    if recipe.kind == "classification":
-        outputs = (
-            f"{recipe.num_outputs} independent sigmoid probabilities, one per label, in this "
-            f"order: {', '.join(recipe.labels)}"
-        )
-        if recipe.scored_labels:
-            outputs += f" (scored: {', '.join(recipe.scored_labels)})"
-        if recipe.test_time == "tencrop":
-            outputs += (
-                f". The reported score averaged the outputs of a ten-crop "
-                f"({recipe.resize_size} -> {recipe.image_size}) at test time; the exported model "
-                "is the single-crop network"
-            )
-    else:
-        outputs = (
-            f"a {recipe.image_size}x{recipe.image_size}x{recipe.num_outputs} sigmoid probability "
-            "map per image; threshold 0.5 for a binary mask (as evaluated)"
-        )
     lines = [
-        f"# Model card: {recipe.code} fine-tuned from `{weights}`",
-        "",
+        f"# Model card: {recipe.code} fine-tuned from `{weights}`", "",
         "**Not for clinical use.** This model is a research artifact of a transfer-learning "
         "benchmark. It has not been validated for diagnosis, triage or any clinical decision and "
-        "must not be used for them.",
-        "",
-        "## Model",
-        "",
+        "must not be used for them.", "",
+        "## Model", "",
         f"- Task: {recipe.code} - {recipe.title} ({recipe.kind})",
-        f"- Architecture: {'ResNet-50 classifier' if recipe.kind == 'classification' else 'U-Net with a ResNet-50 encoder'}"
-        f" (torchvision layout; depths {list(recipe.depths)}, width {recipe.width})",
+        f"- Architecture: {arch} (torchvision layout; depths {list(recipe.depths)}, width "
+        f"{recipe.width})",
         f"- Initialization (pre-trained weights): `{weights}`",
         f"- Seed: {metrics.get('seed', config.get('seed', '?'))}; epochs run: "
         f"{metrics.get('epochs_run', '?')}, best epoch: {metrics.get('best_epoch', '?')}",
-        f"- Source run directory: `{os.path.abspath(run_dir)}`",
-        "",
-        "## Evaluation (test split of the run)",
-        "",
+        f"- Source run directory: `{os.path.abspath(run_dir)}`", "",
+        "## Evaluation (test split of the run)", "",
         f"- {metric}: {score:.4f}" if isinstance(score, (int, float)) else f"- {metric}: not recorded",
-    ]
-    for label, value in per_class.items():
+    ]  # fmt: skip
+    for label, value in (metrics.get("per_class") or {}).items():
         lines.append(f"  - {label}: {'undefined' if value is None else f'{value:.4f}'}")
-    lines += [
-        "",
-        "## Input and preprocessing",
-        "",
+    return lines
+
+
+def write_model_card(run_dir, recipe, fmt, output, check):
+    """Write the model card beside the artifact; return its path."""
+    import tfmedbench
+
+    metrics = _read_json(os.path.join(run_dir, "metrics.json")) or {}
+    config = _read_json(os.path.join(run_dir, "config.json")) or {}
+    versions = metrics.get("versions") or config.get("versions") or {}
+    lines = _model_lines(run_dir, recipe, metrics, config) + [
+        "", "## Input and preprocessing", "",
         f"- Input: float32 tensor [batch, {recipe.image_size}, {recipe.image_size}, 3], channels "
         "last, RGB (grey images replicated to 3 channels).",
-        "- Preprocessing (not inside the model): scale pixels to [0, 1], resize to "
-        f"{recipe.image_size}x{recipe.image_size} (bilinear), normalise with ImageNet mean "
-        "(0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225)."
-        if recipe.normalization == "imagenet"
-        else f"- Preprocessing: normalization `{recipe.normalization}` (see tfmedbench.data).",
-        f"- Output: {outputs}.",
-        "",
-        "## Intended use",
-        "",
+        _preprocessing_text(recipe),
+        f"- Output: {_outputs_text(recipe)}.", "",
+        "## Intended use", "",
         "- Research on transfer learning and reproduction of the benchmark; comparison of "
         "initializations; a starting point for further fine-tuning.",
         "- Out of scope: any clinical or patient-facing use; populations, scanners or "
         "acquisition protocols other than those of the training dataset without re-validation.",
-        "",
-        "## Export",
-        "",
+        "", "## Export", "",
         f"- Format: {fmt} at `{os.path.abspath(output)}`",
         f"- Verified with {check['runtime']}: max |export - Keras| = {check['max_abs_diff']:.2e} "
         f"on {check['n_inputs']} random inputs of shape {check['input_shape']} "
         f"(tolerance {check['atol']:g}).",
         f"- Exported {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
         f"tfmedbench {tfmedbench.__version__}; training versions: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "not recorded"),
-        "",
-    ]
+        + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "not recorded"), "",
+    ]  # fmt: skip
     path = model_card_path(output)
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path

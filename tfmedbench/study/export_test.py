@@ -28,6 +28,7 @@ def runs(tmp_path_factory):
             task, "random", data_dir=str(root / "tfds"), manual_dir=str(root / raw),
             output_dir=str(root / f"run_{task}"), seed=0,
             overrides={**TINY, "image_size": 32 if task == "TXC" else 64}, verbose=0,
+            save_weights="best",
         ).run_dir  # fmt: skip
     return out
 
@@ -81,9 +82,19 @@ def test_export_refuses_what_it_cannot_verify(runs, tmp_path, monkeypatch):
     real = export_mod._run_onnx
     monkeypatch.setattr(export_mod, "_run_onnx", lambda p, x: real(p, x) + 1e-3)
     with pytest.raises(UserError, match="differ from Keras by up to"):
-        export_run(runs["TXC"], "onnx", tmp_path / "bad.onnx", verbose=False)
-    with pytest.raises(UserError, match="not a finished run directory"):
+        export_run(runs["TXC"], "onnx", tmp_path / "sub" / "bad.onnx", verbose=False)
+    assert not (tmp_path / "sub").exists()  # nothing half-written is left behind
+    with pytest.raises(UserError, match="has no config.json"):
         export_run(tmp_path, "onnx")
+    # an interrupted run (no metrics.json, or not "ok") is refused
+    import shutil
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(runs["TXC"], unfinished)
+    (unfinished / "metrics.json").unlink()
+    with pytest.raises(UserError, match="not a finished run"):
+        export_run(unfinished, "onnx")
+    assert not (unfinished / "export").exists()
     with pytest.raises(UserError, match="--format"):
         export_run(runs["TXC"], "tflite")
 

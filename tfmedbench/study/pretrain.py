@@ -75,7 +75,7 @@ def pretrain(dataset, init="imagenet", output_dir=".", *, name=None, seed=0, ove
 
 def _pretrain(spec, dataset, name, weights_out, register, run_fn):
     if run_fn is None:
-        from tfmedbench.train.fit import run as run_fn
+        from tfmedbench.train.finetune import run as run_fn
     result = run_fn(spec)
     backbone = os.path.join(os.fspath(result.run_dir), "backbone.weights.h5")
     if not os.path.exists(backbone):

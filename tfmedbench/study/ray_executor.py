@@ -33,6 +33,8 @@ import traceback
 
 from tfmedbench.errors import UserError
 from tfmedbench.fileutil import sha256_file, versions
+from tfmedbench.study import cells as cells_lib
+from tfmedbench.study import config as config_lib
 from tfmedbench.study.store import record_key
 
 # Attempts after the first when a task's worker process or node is lost (Ray's `max_retries`
@@ -68,9 +70,7 @@ def run(config, output_dir, cells, store, progress, summary, weights_info, recip
         data_dir = _data_dir(config) if recipes is not None else None
         weights_info = preflight(ray, nodes, output_dir, data_dir, weights_info)
         if recipes is not None:
-            from tfmedbench.study.sweep import build_data
-
-            build_data(config, {c["task"]: recipes[c["task"]] for c in cells})
+            cells_lib.build_data(config, {c["task"]: recipes[c["task"]] for c in cells})
         # Workers read the datasets the driver built; without a manual dir they can never build
         # one themselves (at the same time as another worker).
         worker_config = dataclasses.replace(config, manual_dir={}, data_dir=data_dir or config.data_dir)
@@ -294,9 +294,8 @@ def cell_task(config, output_dir, cell, weights_info, run_fn, tracker, memory_gr
         attempt = None
     if memory_growth:
         _memory_growth()
-    from tfmedbench.study import sweep
-
-    record = sweep.run_cell(config, output_dir, cell, run_fn or sweep._default_run(), weights_info)
+    record = cells_lib.run_cell(config, output_dir, cell, run_fn or cells_lib.default_run(),
+                                weights_info)
     record["executor"] = {
         "name": "ray", "node_ip": ray.util.get_node_ip_address(), "node_id": node_id,
         "attempt": attempt, "cpus": config.run_resources()[0], "gpus": config.run_resources()[1],
@@ -333,8 +332,6 @@ class Driver:
         self.tracker = None
 
     def run(self, cells, weights_info, run_fn):
-        from tfmedbench.study.sweep import _count, _label
-
         self._start_tracker()
         cpus, gpus = self.config.run_resources()
         task = self.ray.remote(max_calls=1, max_retries=SYSTEM_RETRIES, retry_exceptions=False,
@@ -342,7 +339,7 @@ class Driver:
         growth = 0 < gpus < 1
         try:
             for cell in cells:
-                ref = task.options(name=f"tfmedbench {_label(cell)}").remote(
+                ref = task.options(name=f"tfmedbench {cells_lib.label(cell)}").remote(
                     self.config, self.output_dir, cell, weights_info.get(cell["weights"]), run_fn,
                     self.tracker, growth)  # fmt: skip
                 self.pending[ref] = cell
@@ -356,7 +353,7 @@ class Driver:
                     cell = self.pending.pop(ref)
                     record = self._result(ref, cell)
                     self.store.append(record)  # the one writer: fsync'ed before the next
-                    _count(self.summary, self.progress, record, _label(cell))
+                    cells_lib.count(self.summary, self.progress, record, cells_lib.label(cell))
                 self._show(force=bool(ready))
         except BaseException:  # Ctrl-C (or an error here): stop what still runs
             for ref in self.pending:
@@ -387,8 +384,6 @@ class Driver:
             return self._failed(cell, err, lost=True)
 
     def _failed(self, cell, err, lost=False, traceback_text=None):
-        from tfmedbench.study import config as config_lib
-
         run_dir = config_lib.run_dir_for(self.output_dir, cell)
         first = _first_line(err).split(": ", 1)[1]
         if lost:

@@ -77,6 +77,17 @@ def test_benchmark_cli_rejects_bad_executor_options(tmp_path):
     assert not os.path.exists("gs:")
 
 
+@needs_ray
+def test_unreachable_address_is_one_line(ray_env):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(UserError, match=rf"--address 127\.0\.0\.1:{port}: nothing answers there"):
+            ray_executor.connect(make_config(executor="ray", address=f"127.0.0.1:{port}"))
+
+
 def node(node_id, ip, cpu, gpu=0.0, alive=True):
     return {"NodeID": node_id, "NodeManagerAddress": ip, "Alive": alive,
             "Resources": {"CPU": cpu, "GPU": gpu} if gpu else {"CPU": cpu}}  # fmt: skip
@@ -162,12 +173,14 @@ def cluster():
     if not HAVE_RAY:
         pytest.skip("Ray is not installed: pip install -e '.[ray]'")
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in RAY_ENV.items():
+        temp = tempfile.mkdtemp(prefix="tfmb-ray-")  # short: Ray's socket paths must fit 107 bytes
+        for key, value in dict(RAY_ENV, RAY_TMPDIR=temp).items():
             mp.setenv(key, value)
         import ray
         from ray.cluster_utils import Cluster
 
-        temp = tempfile.mkdtemp(prefix="tfmb-ray-")  # short: Ray's socket paths must fit 107 bytes
+        # Cluster writes $RAY_TMPDIR/ray/ray_current_cluster without creating the folder
+        os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
         common = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 << 20)
         started = Cluster(initialize_head=True,
                           head_node_args=dict(common, include_dashboard=False, temp_dir=temp))  # fmt: skip
@@ -188,59 +201,63 @@ def cluster():
             shutil.rmtree(temp, ignore_errors=True)
 
 
-# A stand-in cell (no training; its worker still imports TF to make the cell's spec), importable
-# by the workers: the cells of seed 1 fail by themselves; TXC x random x seed 0 kills its own
-# worker process on its first attempt.
+# A stand-in cell (no training; its worker still imports TF to make the cell's spec),
+# importable by the workers: its first attempt kills its own worker process, the second fails
+# by itself.
 def stand_in_fit(spec):
     marker = spec.output_dir + ".died"
-    if spec.output_dir.endswith(os.path.join("TXC", "random", "seed-0")) and not os.path.exists(marker):
+    if not os.path.exists(marker):
         open(marker, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
-    if spec.seed == 1:
-        raise FloatingPointError("non-finite training loss (nan) in epoch 1")
-    os.makedirs(spec.output_dir, exist_ok=True)
-    return StandInResult({"metric": "auc", "score": 0.5 + spec.seed / 10, "epochs_run": 1})
+    raise FloatingPointError("non-finite training loss (nan) in epoch 1")
 
 
-class StandInResult:
-    def __init__(self, metrics):
-        self.metrics = metrics
+@pytest.fixture()
+def ray_env():
+    """RAY_ENV, and Ray's files in a fresh short temp dir whose processes are all stopped after."""
+    temp = tempfile.mkdtemp(prefix="tfmb-ray-")  # short: Ray's socket paths must fit 107 bytes
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in dict(RAY_ENV, RAY_TMPDIR=temp).items():
+            mp.setenv(key, value)
+        try:
+            yield temp
+        finally:
+            for proc in _cluster_processes(temp):
+                try:
+                    proc.kill()
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 @needs_ray
-def test_stand_in_cells_spread_over_both_nodes(cluster, tmp_path):
-    """Bookkeeping without TF: each cell once, an own failure recorded and not retried, a lost
-    worker retried, both nodes used, running counts on the progress line."""
+def test_lost_worker_is_retried_and_own_failure_recorded_once(ray_env, tmp_path):
+    """Without --address the sweep starts Ray on this machine and stops it at the end. A cell
+    whose worker process dies is run again; failing then by itself, it is recorded as failed,
+    once, and not retried (bookkeeping only: the stand-in does not train)."""
+    import ray
+
     log = tmp_path / "progress.log"
-    config = make_config(executor="ray", address=cluster.address, tasks=("TXC",),
-                         weights=(("random", "random"), ("a", "random")))  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in RAY_ENV.items():
-            mp.setenv(key, value)
-        with open(log, "w") as stream:
-            summary = sweep.run_sweep(config, tmp_path / "out", run_fn=stand_in_fit, check_data=False,
-                                      stream=stream)  # fmt: skip
-    assert summary == dict(total=4, skipped=0, ran=4, ok=2, failed=2)
+    config = make_config(executor="ray", tasks=("TXC",), weights=(("random", "random"),), runs=1)
+    with open(log, "w") as stream:
+        summary = sweep.run_sweep(config, tmp_path / "out", run_fn=stand_in_fit, check_data=False,
+                                  stream=stream)  # fmt: skip
+    assert not ray.is_initialized()  # the instance it started is stopped
+    assert summary == dict(total=1, skipped=0, ran=1, ok=0, failed=1)
     recs = read_records(tmp_path / "out" / "results.jsonl")
-    assert len(recs) == 4 and len({record_key(r) for r in recs}) == 4
-    by_key = {(r["task"], r["weights"], r["seed"]): r for r in recs}
-    assert by_key[("TXC", "random", 0)]["status"] == "ok"
-    assert by_key[("TXC", "random", 0)]["executor"]["attempt"] == 2  # its first worker died
-    failed = [r for r in recs if r["status"] == "failed"]
-    assert {(r["task"], r["weights"], r["seed"]) for r in failed} == {("TXC", "random", 1), ("TXC", "a", 1)}
-    assert all(r["error_type"] == "FloatingPointError" and "nan" in r["error"] for r in failed)
-    # an own failure is not retried: every other cell ran exactly once
-    others = [r for key, r in by_key.items() if key != ("TXC", "random", 0)]
-    assert {r["executor"]["attempt"] for r in others} == {1}
-    assert len({r["executor"]["node_id"] for r in recs}) == 2  # both nodes ran cells
+    assert len(recs) == 1 and recs[0]["status"] == "failed"  # once
+    assert recs[0]["executor"]["attempt"] == 2  # the lost worker's attempt, then this one
+    assert recs[0]["error_type"] == "FloatingPointError" and "nan" in recs[0]["error"]
+    assert "Traceback" in recs[0]["traceback"]
     text = log.read_text()
-    assert "2 node(s) can run cells, 2 at once" in text and " running (127.0.0.1/" in text
-    assert "4/4 cells (100%)" in text and "FAILED TXC x a x seed 1" in text
+    assert f"1 node(s) can run cells, {os.cpu_count()} at once (1 CPU, 0 GPU per run)" in text
+    assert "1/1 cells (100%) | 1 failed" in text and "FAILED TXC x random x seed 0" in text
 
 
 # --------------------------------------------------------------------------- real runs
-TINY = ["--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=resize", "--epochs", "1",
-        "--image-size", "32", "--batch-size", "4", "-q"]  # fmt: skip
+# Tiny runs; DRIVE's 13-fold expanded training set is cut to the images themselves.
+TINY = ["--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=resize", "--set",
+        "expansion=1", "--epochs", "1", "--image-size", "32", "--batch-size", "4", "-q"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -284,20 +301,8 @@ def scores_of(path):
     }
 
 
-@pytest.fixture(scope="module")
-def local_reference(fixture_data):
-    """The 2 tasks x 2 initializations x 2 runs sweep with --executor local (builds the data)."""
-    root, weights = fixture_data
-    out = root / "local"
-    proc = subprocess.run(benchmark_cmd(root, weights, out), env=env(), cwd=REPO,
-                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(read_records(out / "results.jsonl")) == 8
-    return out
-
-
 def _tracker_cells(address):
-    """{cell key: {"pid", "node_id", "attempts", ...}} of the running sweep's cell tracker."""
+    """{cell key: {"pid", "node_id", "attempts", ...}} from the running driver's cell tracker."""
     import ray
 
     if not ray.is_initialized():
@@ -313,7 +318,7 @@ def _tracker_cells(address):
     return cells
 
 
-def _wait(condition, what, timeout=TIMEOUT, every=0.2):
+def _wait(condition, what, timeout=TIMEOUT, every=0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -323,52 +328,153 @@ def _wait(condition, what, timeout=TIMEOUT, every=0.2):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def ray_sweep_with_a_worker_killed(cluster, fixture_data, local_reference):
-    """The same sweep with --executor ray on the two-node cluster; once a cell is training, its
-    worker process is SIGKILLed (a real kill, from outside)."""
+def _stored(store):
+    return {record_key(r) for r in read_records(store)}
+
+
+def _running(address, store):
+    """The tracker's entries of cells that run now (started, not yet in the store)."""
+    done = _stored(store)
+    return {k: e for k, e in _tracker_cells(address).items() if k not in done}
+
+
+def _training(address, out):
+    """A running cell whose fit wrote its config.json but not yet its metrics.json (it trains
+    or tests), or None."""
+    for key, entry in _running(address, out / "results.jsonl").items():
+        cell = dict(zip(("task", "weights", "seed", "protocol", "label_fraction"), key))
+        run_dir = config_lib.run_dir_for(str(out), cell)
+        if os.path.exists(os.path.join(run_dir, "config.json")) and not os.path.exists(
+                os.path.join(run_dir, "metrics.json")):  # fmt: skip
+            return key, entry
+    return None
+
+
+def _alive(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _driver(cmd):
+    return subprocess.Popen(cmd, env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+    return proc.communicate(timeout=60)
+
+
+def _local_sweep(root, weights):
+    """The 2 tasks x 2 initializations x 2 runs sweep with --executor local (builds the data)."""
+    out = root / "local"
+    proc = subprocess.run(benchmark_cmd(root, weights, out), env=env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(read_records(out / "results.jsonl")) == 8
+    return out
+
+
+def _ray_sweep(cluster, root, weights):
+    """The same sweep with --executor ray on the two-node cluster, through three drivers
+    (real kills, from outside; the drivers are stopped right after a record, when the next
+    cells have just started, so little training is redone):
+    1. SIGKILLed once it stored a record;
+    2. interrupted (SIGINT) once it stored another;
+    3. finishes the sweep; once one of its cells trains, that cell's worker is SIGKILLed."""
     import ray
 
-    root, weights = fixture_data
     out = root / "ray"
-    proc = subprocess.Popen(benchmark_cmd(root, weights, out, "--executor", "ray", "--address", cluster.address),
-                            env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    store = out / "results.jsonl"
+    cmd = benchmark_cmd(root, weights, out, "--executor", "ray", "--address", cluster.address)
+    seen = {}
     try:
-        def training():  # a cell whose fit has written its config.json: it is past setup
-            for key, entry in _tracker_cells(cluster.address).items():
-                run_dir = config_lib.run_dir_for(str(out), dict(zip(("task", "weights", "seed", "protocol", "label_fraction"), key)))
-                if os.path.exists(os.path.join(run_dir, "config.json")):
-                    return key, entry
-            return None
-
-        key, entry = _wait(training, "a cell to start training", every=0.5)
-        os.kill(entry["pid"], signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        for name, sig in (("first", signal.SIGKILL), ("second", signal.SIGINT)):
+            n = len(read_records(store)) if store.exists() else 0
+            proc = _driver(cmd)
+            try:
+                _wait(lambda: store.exists() and len(read_records(store)) > n, f"a record of the {name} driver",
+                      every=0.2)  # fmt: skip
+                seen[f"{name}_pids"] = [e["pid"] for e in _running(cluster.address, store).values()]
+                proc.send_signal(sig)
+                proc.wait(timeout=120)
+            finally:
+                seen[name] = (proc.poll(), *_stop(proc))
+            seen[f"{name}_cells_stopped"] = _wait(lambda: not any(_alive(p) for p in seen[f"{name}_pids"]),
+                                                  f"the {name} driver's cells to stop", timeout=60)  # fmt: skip
+            seen[f"after_{name}"] = read_records(store)
+        third = _driver(cmd)
+        try:
+            seen["killed_worker"], entry = _wait(lambda: _training(cluster.address, out), "a training cell")
+            os.kill(entry["pid"], signal.SIGKILL)
+            third.wait(timeout=TIMEOUT)
+        finally:
+            seen["third"] = (third.poll(), *_stop(third))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         ray.shutdown()
-    assert proc.returncode == 0, stderr[-3000:]
-    return out, key, stdout, stderr
+    assert seen["third"][0] == 0, seen["third"][2][-3000:]
+    return out, seen
 
 
-@needs_ray
-def test_ray_sweep_gives_the_local_results(ray_sweep_with_a_worker_killed, local_reference):
-    out, _, stdout, stderr = ray_sweep_with_a_worker_killed
+def _check_same_results(out, seen, local_reference):
+    """Each cell once, run on both nodes, with the local executor's scores bit for bit."""
     recs = read_records(out / "results.jsonl")
     assert len(recs) == 8 and len({record_key(r) for r in recs}) == 8  # each cell once
     assert {r["status"] for r in recs} == {"ok"}
     # same seeds -> the same scores, bit for bit, as the local executor's
     assert scores_of(out / "results.jsonl") == scores_of(local_reference / "results.jsonl")
     assert len({r["executor"]["node_id"] for r in recs}) == 2  # both nodes ran cells
-    assert "8 run(s) finished, 0 failed" in stdout and "8/8 cells (100%)" in stderr
-    assert " running (127.0.0.1/" in stderr
+    log = seen["third"][2]
+    assert "2 node(s) can run cells, 2 at once" in log and " running (127.0.0.1/" in log
+    assert "8/8 cells (100%)" in seen["third"][2]
+
+
+def _check_killed_worker(out, seen):
+    """The cell whose worker was killed ran again (attempt 2) and is in the store once."""
+    recs = {record_key(r): r for r in read_records(out / "results.jsonl")}
+    killed = seen["killed_worker"]
+    assert recs[killed]["executor"]["attempt"] == 2 and recs[killed]["status"] == "ok"
+    assert {r["executor"]["attempt"] for k, r in recs.items() if k != killed} == {1}
+
+
+def _check_killed_driver(out, seen):
+    """The same command after a SIGKILLed driver: its running cells were stopped, nothing is
+    lost or twice, records are only appended."""
+    assert seen["first"][0] == -signal.SIGKILL
+    assert seen["first_pids"] and seen["first_cells_stopped"]  # Ray ended the dead driver's tasks
+    final = read_records(out / "results.jsonl")
+    at_kill = seen["after_first"]
+    assert 1 <= len(at_kill) < 8 and final[: len(at_kill)] == at_kill  # only ever appended
+    assert len({record_key(r) for r in final}) == len(final) == 8  # no duplicates
+    assert f"] {len(at_kill)}/8 cells" in seen["second"][2]  # the next driver skipped them
+
+
+def _check_interrupt(out, seen):
+    """Ctrl-C: the driver exits as aborted and cancels its running cells (workers killed)."""
+    code, _, stderr = seen["second"]
+    assert code == 130 and "aborted" in stderr, stderr[-2000:]
+    assert seen["second_pids"] and seen["second_cells_stopped"]
+    at_interrupt = seen["after_second"]
+    assert len(at_interrupt) > len(seen["after_first"])
+    assert read_records(out / "results.jsonl")[: len(at_interrupt)] == at_interrupt
+    assert f"{len(at_interrupt)} already in the store" in seen["third"][1]
+    assert f"{8 - len(at_interrupt)} run(s) finished" in seen["third"][1]
 
 
 @needs_ray
-def test_a_killed_worker_is_retried_and_its_cell_recorded_once(ray_sweep_with_a_worker_killed):
-    out, killed, _, _ = ray_sweep_with_a_worker_killed
-    recs = {record_key(r): r for r in read_records(out / "results.jsonl")}
-    assert recs[killed]["executor"]["attempt"] == 2 and recs[killed]["status"] == "ok"
-    assert {r["executor"]["attempt"] for k, r in recs.items() if k != killed} == {1}
+def test_ray_sweep_equals_local_and_survives_kills(cluster, fixture_data):
+    """One test (the sweeps are the cost; under pytest-xdist a shared module fixture would run
+    once per worker): --executor local, then --executor ray through a killed worker, a killed
+    driver and an interrupted driver, and the checks of each."""
+    root, weights = fixture_data
+    local = _local_sweep(root, weights)
+    out, seen = _ray_sweep(cluster, root, weights)
+    _check_same_results(out, seen, local)
+    _check_killed_worker(out, seen)
+    _check_killed_driver(out, seen)
+    _check_interrupt(out, seen)

@@ -83,7 +83,7 @@ def test_sweep_runs_all_then_resumes_without_rerunning(tmp_path):
     summary = run(make_config(), tmp_path, again)
     assert again.calls == [] and summary["skipped"] == 12
     recs = read_records(tmp_path / "results.jsonl")
-    assert len(recs) == 12 and len({record_key(r) for r in recs}) == 12
+    assert len(recs) == 8 and len({record_key(r) for r in recs}) == 12
     rec = recs[0]
     assert rec["status"] == "ok" and rec["run_dir"] == os.path.join("runs", "TXC", "random", "seed-0")
     assert rec["weights"] == "random" and rec["score"] > 0
@@ -210,7 +210,9 @@ def test_progress_line_and_eta():
 
 
 # --------------------------------------------------------------------------- end to end
-TINY_SETS = ["--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=resize"]
+# expansion 1: the DRIVE expansion is the fit tests' business; here the store is
+TINY_SETS = ["--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=resize",
+             "--set", "expansion=1"]
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +240,8 @@ def benchmark_cmd(root, weights, out):
     return [
         sys.executable, "-m", "tfmedbench.cli", "benchmark",
         "--tasks", "TXC,VFS",
-        "--weights", f"random,a={weights['tiny_a']},b={weights['tiny_b']}",
-        "--runs", "3", "--baseline", "a", "--output", str(out),
+        "--weights", f"random,a={weights['tiny_a']}",
+        "--runs", "2", "--baseline", "a", "--output", str(out),
         "--manual-dir", f"TXC={root / 'raw_txc'}", "--manual-dir", f"VFS={root / 'raw_vfs'}",
         "--data-dir", str(root / "tfds"),
         "--epochs", "1", "--image-size", "32", "--batch-size", "4", "-q", *TINY_SETS,
@@ -261,7 +263,7 @@ def scores_of(path):
 
 @pytest.fixture(scope="module")
 def reference_sweep(fixture_data):
-    """An uninterrupted 2 tasks x 3 initializations x 3 runs sweep through the CLI."""
+    """An uninterrupted 2 tasks x 2 initializations x 2 runs sweep through the CLI."""
     root, weights = fixture_data
     out = root / "reference"
     proc = subprocess.run(benchmark_cmd(root, weights, out), env=env(), cwd=REPO,
@@ -273,22 +275,23 @@ def reference_sweep(fixture_data):
 def test_reference_sweep_completes_with_progress(reference_sweep):
     out, proc = reference_sweep
     recs = read_records(out / "results.jsonl")
-    assert len(recs) == 18 and {r["status"] for r in recs} == {"ok"}
-    assert len({record_key(r) for r in recs}) == 18
+    assert len(recs) == 8 and {r["status"] for r in recs} == {"ok"}
+    assert len({record_key(r) for r in recs}) == 8
     assert {(r["task"], r["weights"]) for r in recs} == {
-        (t, w) for t in ("TXC", "VFS") for w in ("random", "a", "b")
+        (t, w) for t in ("TXC", "VFS") for w in ("random", "a")
     }
-    assert {r["seed"] for r in recs} == {0, 1, 2}
+    assert {r["seed"] for r in recs} == {0, 1}
     assert {r["metric"] for r in recs if r["task"] == "VFS"} == {"dice"}
     # a study keeps metrics and predictions, not weights (--save-weights none by default)
     assert all(os.path.exists(out / r["run_dir"] / "predictions.npz") for r in recs)
     assert not any(os.path.exists(out / r["run_dir"] / "backbone.weights.h5") for r in recs)
     assert all(len(r["weights_sha256"]) == 64 for r in recs if r["weights"] != "random")
-    assert "[benchmark] [" in proc.stderr and "18/18 cells (100%)" in proc.stderr
-    assert "ETA" in proc.stderr and "18 run(s) finished, 0 failed" in proc.stdout
-    # different initializations give different results (the weights were really used)
-    txc = {r["weights"]: r["score"] for r in recs if r["task"] == "VFS" and r["seed"] == 0}
-    assert len(set(txc.values())) == 3
+    assert "[benchmark] [" in proc.stderr and "8/8 cells (100%)" in proc.stderr
+    assert "ETA" in proc.stderr and "8 run(s) finished, 0 failed" in proc.stdout
+    # different initializations give different results (the weights were really used; after
+    # one epoch the tiny U-Nets' global Dice can be 0 for both, their AUCs differ)
+    txc = {r["weights"]: r["score"] for r in recs if r["task"] == "TXC" and r["seed"] == 0}
+    assert len(set(txc.values())) == 2
 
 
 def test_sigkill_at_a_random_point_then_rerun_gives_identical_results(fixture_data, reference_sweep):
@@ -297,7 +300,7 @@ def test_sigkill_at_a_random_point_then_rerun_gives_identical_results(fixture_da
     out = root / "killed"
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
-    after = rng.randint(1, 15)  # kill once this many records exist, plus a random delay
+    after = rng.randint(1, 6)  # kill once this many records exist, plus a random delay
     delay = rng.uniform(0.0, 6.0)
     print(f"kill schedule seed={seed}: after {after} records + {delay:.2f}s")
     cmd = benchmark_cmd(root, weights, out)
@@ -317,21 +320,21 @@ def test_sigkill_at_a_random_point_then_rerun_gives_identical_results(fixture_da
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     at_kill = read_records(store)
-    assert after <= len(at_kill) < 18
+    assert after <= len(at_kill) < 8
     assert len({record_key(r) for r in at_kill}) == len(at_kill)
 
     rerun = subprocess.run(cmd, env=env(), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"{len(at_kill)} already in the store" in rerun.stdout
-    assert f"{18 - len(at_kill)} run(s) finished" in rerun.stdout
+    assert f"{8 - len(at_kill)} run(s) finished" in rerun.stdout
     final = read_records(store)
-    assert len(final) == 18  # no duplicates, nothing half-finished, nothing missing
+    assert len(final) == 8  # no duplicates, nothing half-finished, nothing missing
     assert final[: len(at_kill)] == at_kill  # records are only ever appended
     assert scores_of(store) == scores_of(ref_out / "results.jsonl")
     # a further rerun does nothing
     third = subprocess.run(cmd, env=env(), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and "0 run(s) finished" in third.stdout
-    assert len(read_records(store)) == 18
+    assert len(read_records(store)) == 8
 
 
 def test_report_of_the_fixture_sweep(reference_sweep, tmp_path):
@@ -342,7 +345,8 @@ def test_report_of_the_fixture_sweep(reference_sweep, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = (tmp_path / "report.md").read_text()
-    assert "n = 3 runs per cell" in md and "baseline **a**" in md and "m = 4" in md
+    # the paper's statistics by default: Student's t-test vs the baseline, no correction
+    assert "n = 2 runs per cell" in md and "vs **a**" in md and "Statistics style **paper**" in md
     assert "| TXC (AUC) | VFS (Dice) |" in md
     for name in ("scores_TXC", "scores_VFS", "scores_all", "heatmap_diff"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -34,7 +34,9 @@ def global_batch_loss(loss, target, pred):
     target = tf.cast(target, tf.float32)
     if loss == "bce":
         eps = keras.backend.epsilon()
-        p = tf.clip_by_value(pred, eps, 1 - eps)
+        # clip_by_value maps NaN into [eps, 1 - eps] (min/max drop NaN): keep NaN a NaN, so a
+        # diverged model stops the run instead of training on a finite loss.
+        p = tf.where(tf.math.is_nan(pred), pred, tf.clip_by_value(pred, eps, 1 - eps))
         bce = -(target * tf.math.log(p) + (1 - target) * tf.math.log(1 - p))
         count = tf.stop_gradient(_all_sum(tf.cast(tf.size(bce), tf.float32)))
         surrogate = tf.reduce_sum(bce) / tf.maximum(count, 1.0)
@@ -225,13 +227,18 @@ class _Meter:
 def dice_stats_tf(pred, target, threshold=metrics_lib.DICE_THRESHOLD):
     """Per-image (intersection, predicted positives, target positives): exact Dice inputs.
 
-    A second target channel (the DRIVE field of view, `score_region="fov"`) restricts the sums to
-    the pixels inside it.
+    With a second target channel (the DRIVE field of view) the same three sums inside it follow:
+    [B, 6] instead of [B, 3].
     """
     b = tf.shape(pred)[0]
     p = tf.cast(tf.reshape(pred[..., :1], [b, -1]) > threshold, tf.float32)
     t = tf.cast(tf.reshape(target[..., :1], [b, -1]) > 0.5, tf.float32)
+
+    def sums(p, t):
+        return [tf.reduce_sum(p * t, 1), tf.reduce_sum(p, 1), tf.reduce_sum(t, 1)]
+
+    out = sums(p, t)
     if target.shape[-1] == 2:
         region = tf.cast(tf.reshape(target[..., 1:], [b, -1]) > 0.5, tf.float32)
-        p, t = p * region, t * region
-    return tf.stack([tf.reduce_sum(p * t, 1), tf.reduce_sum(p, 1), tf.reduce_sum(t, 1)], axis=1)
+        out += sums(p * region, t * region)
+    return tf.stack(out, axis=1)

@@ -29,6 +29,7 @@ from tfmedbench.fileutil import atomic_save_weights, atomic_write_bytes, atomic_
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
+HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "lr", "time_s")
 TENSORBOARD = "tensorboard"
 CHECKPOINT = "checkpoint"
 BEST_WEIGHTS = "best.weights.h5"
@@ -107,7 +108,10 @@ class RunDir:
     def write_history(self, rows):
         buf = io.StringIO()
         if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            # A fixed column order: rows restored from state.json on --resume come back with
+            # sorted keys, and a resumed run's history.csv must read as the uninterrupted one's.
+            known = [k for k in HISTORY_COLUMNS if k in rows[0]]
+            writer = csv.DictWriter(buf, fieldnames=known + [k for k in rows[0] if k not in known])
             writer.writeheader()
             writer.writerows(rows)
         atomic_write_text(self.file(HISTORY), buf.getvalue())

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfmedbench.errors import UserError
 from tfmedbench.models import fused_bn
+from tfmedbench.train import determinism as determinism_lib
 from tfmedbench.train import strategy as strategy_lib
 
 # TF offers no public way to turn op determinism off again once enabled in a process.
@@ -34,22 +35,18 @@ class Settings:
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
 
 
-def _determinism(runtime, device, jit):
-    if runtime.deterministic == "auto":
-        # XLA has no deterministic MaxPoolGrad, so determinism is only the CPU graph-mode default.
-        return device == "cpu" and not jit
-    return runtime.deterministic == "true"
-
-
 def setup(spec):
     """Seed everything, make the strategy and set precision; returns (strategy, Settings)."""
-    keras.utils.set_random_seed(spec.seed)  # Python, NumPy and TF (the original code set none)
     runtime = spec.runtime
+    wanted = "auto" if runtime.deterministic == "auto" else runtime.deterministic == "true"
+    # The inter-op thread pool is fixed when TF's runtime starts: choose it first.
+    determinism_lib.prepare(runtime.strategy, runtime.tpu, runtime.jit_compile, wanted)
+    keras.utils.set_random_seed(spec.seed)  # Python, NumPy and TF (the original code set none)
     strat = strategy_lib.make_strategy(runtime.strategy, runtime.tpu)
     device = strategy_lib.accelerator(strat)
     policy = strategy_lib.resolve_precision(runtime.precision, device)
     jit = strategy_lib.resolve_jit(runtime.jit_compile, device)
-    determinism = _determinism(runtime, device, jit)
+    determinism = determinism_lib.resolve(wanted, device, jit)
     if jit and (determinism or DETERMINISM_ENABLED[0]):
         raise UserError(
             "deterministic ops and --jit-compile true cannot be combined (XLA has no "
@@ -59,6 +56,8 @@ def setup(spec):
     if determinism:
         tf.config.experimental.enable_op_determinism()
         DETERMINISM_ENABLED[0] = True
+        if not determinism_lib.serialize_ops():
+            determinism_lib.warn_unserialized()
     strategy_lib.set_precision(policy)
     recipe = spec.recipe
     settings = Settings(
@@ -67,7 +66,7 @@ def setup(spec):
         device=device,
         precision=policy,
         jit_compile=jit,
-        deterministic=determinism,
+        deterministic=determinism and determinism_lib.single_inter_op_thread(),
         global_batch=recipe.batch_size * strat.num_replicas_in_sync,
         fused_batchnorm=fused_bn.ENABLED,
         loss_sync_every=strategy_lib.resolve_loss_sync_every(device),

@@ -1,5 +1,6 @@
 """tfmedbench side of the weights: `--weights` resolution, full-size conversion, model loading."""
 
+import os
 import time
 
 import numpy as np
@@ -18,9 +19,16 @@ def _home(tmp_path, monkeypatch):
 
 def test_random_and_keras_files_pass_through(tmp_path):
     assert resolve_weights_path(None) is None and resolve_weights_path("Random") is None
+    from tfmedbench.models import resnet50
+
     path = tmp_path / "a.weights.h5"
-    path.write_bytes(b"")
-    assert resolve_weights_path(str(path)) == str(path)
+    resnet50(include_top=False, depths=(1, 1, 1, 1), width=8).save_weights(path)
+    assert resolve_weights_path(str(path), depths=(1, 1, 1, 1), width=8) == str(path)
+    # a .weights.h5 that is not one is refused with its name (checked, not passed through)
+    bad = tmp_path / "b.weights.h5"
+    bad.write_bytes(b"")
+    with pytest.raises(UserError, match="b.weights.h5.*not an HDF5 file"):
+        resolve_weights_path(str(bad))
 
 
 def test_unknown_name_is_a_user_error():
@@ -33,7 +41,8 @@ def test_unknown_name_is_a_user_error():
 
 
 def test_full_size_local_moco_file_converts_fast_and_loads_everywhere(tmp_path):
-    """A full-size ResNet-50 MoCo-v2 file: convert (with parity) in < 30 s, cache, reuse."""
+    """A full-size ResNet-50 MoCo-v2 file: convert (with parity), cache by content, reuse.
+    (The conversion time is printed, not asserted: timing belongs to benchmarks/.)"""
     from tfmedbench.models import classifier_resnet50, resnet50, unet_resnet50
     from weights_converter import parity
     from weights_converter.testing import torch_resnet, writers
@@ -48,10 +57,9 @@ def test_full_size_local_moco_file_converts_fast_and_loads_everywhere(tmp_path):
     sidecar = __import__("json").load(open(out + ".json"))
     print(f"FULL-SIZE parity max_abs={sidecar['parity']['max_abs_diff']:.3e} rel_l2={sidecar['parity']['rel_l2']:.3e}")
     assert sidecar["parity"]["passed"]
-    assert seconds < 30
-    started = time.perf_counter()
+    written = os.stat(out).st_mtime_ns, os.stat(out + ".json").st_mtime_ns
     assert resolve_weights_path(src) == out  # cached by content: no second conversion
-    assert time.perf_counter() - started < 5
+    assert (os.stat(out).st_mtime_ns, os.stat(out + ".json").st_mtime_ns) == written
     assert resolve_weights_path(src, fmt="moco") != out  # explicit format: its own cache entry
 
     x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype(np.float32)

@@ -100,8 +100,9 @@ def _chexpert_example(frontal=True):
     [("u-ones", 1.0, 1.0), ("u-zeros", 0.0, 0.0), ("lsr-ones", 0.55, 0.85), ("lsr-zeros", 0.0, 0.3)],
 )
 def test_chexpert_uncertainty_policies(policy, low, high):
+    """lsr_draw=per-run: one relabel per (run seed, image), applied when the example is read."""
     adapter = get_adapter("tfmedbench_chexpert")
-    recipe = get_recipe("DXC5", uncertainty_policy=policy)
+    recipe = get_recipe("DXC5", uncertainty_policy=policy, lsr_draw="per-run")
     uncertain = RAW == -1
 
     def targets(image_ids, seed):
@@ -173,3 +174,26 @@ def test_montgomery():
     assert image.dtype == tf.uint16 and image.shape == (10, 9, 1)
     assert target.dtype == tf.float32 and target.shape == (10, 9, 1)
     np.testing.assert_array_equal(target.numpy(), mask.astype(np.float32))
+
+
+def test_chexpert_per_read_draw_is_the_default_and_redraws_at_every_read():
+    """The original redraws U(0.55, 0.85) at every __getitem__: by default the adapter keeps
+    the raw labels and `target_stage` draws with each read's element seed."""
+    from tfmedbench.data.adapters import chexpert
+
+    recipe = get_recipe("DXC5")
+    assert (recipe.uncertainty_policy, recipe.lsr_draw) == ("lsr-ones", "per-read")
+    example = dict(_chexpert_example(), image_id=tf.constant("train/patient00001/study1/v.jpg"))
+    _, raw = get_adapter("tfmedbench_chexpert").adapt(example, recipe, 0)
+    np.testing.assert_array_equal(raw.numpy(), RAW.astype(np.float32))  # raw until read
+    reads = [chexpert.target_stage(raw, recipe, tf.constant([0, s], tf.int64)).numpy()
+             for s in range(8)]
+    again = chexpert.target_stage(raw, recipe, tf.constant([0, 3], tf.int64)).numpy()
+    np.testing.assert_array_equal(again, reads[3])  # a read's seed fixes its draw
+    uncertain = RAW == -1
+    draws = np.stack([r[uncertain] for r in reads])
+    assert np.all((draws >= 0.55) & (draws <= 0.85))
+    assert len(np.unique(draws)) == draws.size  # every read draws anew
+    for r in reads:
+        np.testing.assert_array_equal(r[RAW == 1], 1.0)
+        np.testing.assert_array_equal(r[(RAW == 0) | (RAW == -2)], 0.0)  # blank -> 0

@@ -78,11 +78,13 @@ def test_same_seed_gives_identical_results(shenzhen, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_files(shenzhen, tmp_path):
     data_dir, _ = shenzhen
-    # A backbone file with huge (finite) values, as a diverged checkpoint: the last block adds
-    # two of them to +inf, and the head's mixed-sign sum of that is NaN in the first step.
+    # A backbone file with huge (finite) values, as a diverged checkpoint: the last block's
+    # residual add sums two of them to +inf in every channel, and the head's mixed-sign sum of
+    # those is NaN in the first step (the BCE must not clip that NaN into a finite loss).
     backbone = resnet50(include_top=False, depths=(1, 1, 1, 1), width=8)
-    beta = backbone.get_layer("layer4_0_downsample_1").beta
-    beta.assign(np.full(beta.shape, 3e38, np.float32))  # finite: 3e38 + 3e38 overflows
+    for name in ("layer4_0_downsample_1", "layer4_0_bn3"):
+        beta = backbone.get_layer(name).beta
+        beta.assign(np.full(beta.shape, 3e38, np.float32))  # finite: 3e38 + 3e38 overflows
     bad = str(tmp_path / "nan.weights.h5")
     backbone.save_weights(bad)
     with pytest.raises(NonFiniteLossError, match="non-finite training loss"):
@@ -171,3 +173,74 @@ def test_xla_after_deterministic_run_in_same_process_is_a_clear_error(shenzhen, 
     with pytest.raises(UserError, match="cannot be combined"):
         fit("TXC", data_dir=data_dir, output_dir=str(tmp_path / "x"), overrides=TINY,
             jit_compile="true", verbose=0)
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(shenzhen, tmp_path):
+    import signal
+    import time
+
+    data_dir, _ = shenzhen
+    args = ["fit", "--task", "TXC", "--data-dir", data_dir, "--epochs", "3", "--image-size",
+            "32", "--batch-size", "4", "--set", "resize_size=36", "--set", "depths=1,1,1,1",
+            "--set", "width=8", "-q"]  # fmt: skip
+    cmd = [sys.executable, "-m", "tfmedbench.cli", *args]
+    reference = subprocess.run([*cmd, "--output", str(tmp_path / "ref")], capture_output=True,
+                               text=True, timeout=600)  # fmt: skip
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--output", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    state = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (out / "metrics.json").exists()
+    done = json.loads(state.read_text())["history"]  # the epochs the killed run finished
+    resumed = subprocess.run([*cmd, "--output", str(out), "--resume"], capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # it continued (not restarted): the finished epochs' rows are the killed run's own
+    first = list(csv.DictReader(open(out / "history.csv")))[: len(done)]
+    assert [float(r["time_s"]) for r in first] == [h["time_s"] for h in done]
+    ref_m = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    got_m = json.loads((out / "metrics.json").read_text())
+    for key in ("score", "per_class", "epochs_run", "best_epoch", "best_val_loss"):
+        assert got_m[key] == ref_m[key], key  # bit for bit
+    assert (out / "history.csv").read_text().split("\n")[0] == (tmp_path / "ref" / "history.csv").read_text().split("\n")[0]
+    ref_h = list(csv.DictReader(open(tmp_path / "ref" / "history.csv")))
+    got_h = list(csv.DictReader(open(out / "history.csv")))
+    assert [(r["loss"], r["val_loss"], r["lr"]) for r in got_h] == [
+        (r["loss"], r["val_loss"], r["lr"]) for r in ref_h]
+    ref_p, got_p = np.load(tmp_path / "ref" / "predictions.npz"), np.load(out / "predictions.npz")
+    np.testing.assert_array_equal(got_p["scores"], ref_p["scores"])
+    np.testing.assert_array_equal(got_p["image_id"], ref_p["image_id"])
+
+
+def test_linear_protocol_leaves_the_backbone_untouched(shenzhen, tmp_path):
+    from tfmedbench.train import protocol
+
+    data_dir, _ = shenzhen
+    result = fit("TXC", data_dir=data_dir, output_dir=str(tmp_path / "lin"), protocol="linear",
+                 overrides=TINY, verbose=0)  # fmt: skip
+    model = result.model
+    frozen = protocol.frozen_layers(model, "linear")
+    assert frozen and all(not layer.trainable for layer in frozen)
+    assert {w.path.split("/")[0] for w in model.trainable_variables} == {"fc"}
+    # the check itself: rebuilding the initial backbone (random init, same seed) gives the same
+    # digest as the trained model's backbone, BN statistics included
+    from tfmedbench.tasks import get_recipe
+    from tfmedbench.train import runtime
+    from tfmedbench.train.build import build_model
+
+    runtime.reseed(0)
+    initial = build_model(get_recipe("TXC", **TINY))
+    assert protocol.digest(protocol.frozen_layers(initial, "linear")) == protocol.digest(frozen)
+    with pytest.raises(AssertionError, match="frozen backbone changed"):
+        frozen[0].weights[0].assign(frozen[0].weights[0] + 1.0)
+        protocol.check_frozen(frozen, protocol.digest(protocol.frozen_layers(initial, "linear")))
+    assert result.metrics["protocol"] == "linear"
