@@ -23,3 +23,25 @@ def shared_data():
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (set TFMEDBENCH_SHARED_DATA)")
     return path
+
+
+# The longest tests (measured: 2 cores, `--durations`), started first on each of the two
+# workers. `--dist worksteal` (pyproject addopts) gives each worker one contiguous half of the
+# collection and lets an idle worker take queued tests from a busy one, so a long test that
+# starts late is what decides the wall time: the Ray kill test (~3-5 min) opens the first half,
+# the sweep tests that share the reference sweep (a module fixture, ~2 min) open the second
+# half, in one worker, where a steal (from the end of a queue) cannot split them.
+FIRST_HALF = ("tfmedbench/study/ray_executor_test.py::test_ray_sweep_equals_local_and_survives_kills",)
+SECOND_HALF = (
+    "tfmedbench/study/sweep_test.py::test_reference_sweep_completes_with_progress",
+    "tfmedbench/study/sweep_test.py::test_sigkill_at_a_random_point_then_rerun_gives_identical_results",
+    "tfmedbench/study/sweep_test.py::test_report_of_the_fixture_sweep",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = [i for i in items if i.nodeid in FIRST_HALF]
+    second = [i for i in items if i.nodeid in SECOND_HALF]
+    rest = [i for i in items if i.nodeid not in FIRST_HALF + SECOND_HALF]
+    half = max(0, len(items) // 2 - len(first))  # worksteal sends the first len // 2 to worker 1
+    items[:] = first + rest[:half] + second + rest[half:]

@@ -21,7 +21,8 @@ def default_data_dir():
     )
 
 
-def get_builder(builder_name, data_dir=None):
+def check_config(builder_name):
+    """A `NAME/CONFIG` whose config the builder lacks -> one-line UserError (no TF op runs)."""
     tfds = tfds_module()
     name, _, config = str(builder_name).partition("/")
     if config:
@@ -29,6 +30,11 @@ def get_builder(builder_name, data_dir=None):
         if config not in known:
             raise UserError(f"--data-config {config!r}: {name} has the configs "
                             f"{', '.join(known) or '(none)'}")  # fmt: skip
+    return tfds
+
+
+def get_builder(builder_name, data_dir=None):
+    tfds = check_config(builder_name)
     return tfds.builder(builder_name, data_dir=data_dir or default_data_dir())
 
 

@@ -83,7 +83,7 @@ def test_sweep_runs_all_then_resumes_without_rerunning(tmp_path):
     summary = run(make_config(), tmp_path, again)
     assert again.calls == [] and summary["skipped"] == 12
     recs = read_records(tmp_path / "results.jsonl")
-    assert len(recs) == 8 and len({record_key(r) for r in recs}) == 12
+    assert len(recs) == 12 and len({record_key(r) for r in recs}) == 12
     rec = recs[0]
     assert rec["status"] == "ok" and rec["run_dir"] == os.path.join("runs", "TXC", "random", "seed-0")
     assert rec["weights"] == "random" and rec["score"] > 0

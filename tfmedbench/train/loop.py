@@ -84,9 +84,14 @@ class Trainer:
             opt.apply_gradients(zip(grads, variables))
             return value, tf.cast(tf.shape(images)[0], tf.float32)
 
+        return self._global_step(replica_step)
+
+    def _global_step(self, replica_fn):
+        """One distributed step of `replica_fn` -> (the global loss, the global example count)."""
+
         @tf.function(reduce_retracing=True)  # the last partial batch has another size
         def step(batch):
-            value, count = self.strategy.run(replica_step, args=batch)
+            value, count = self.strategy.run(replica_fn, args=batch)
             # Every replica holds the same global value; counts add up to the global batch.
             return (self.strategy.experimental_local_results(value)[0],
                     self.strategy.reduce(SUM, count, axis=None))  # fmt: skip
@@ -100,13 +105,7 @@ class Trainer:
             value, _ = global_batch_loss(recipe.loss, targets, model(images, training=False))
             return value, tf.cast(tf.shape(images)[0], tf.float32)
 
-        @tf.function(reduce_retracing=True)  # the last partial batch has another size
-        def step(batch):
-            value, count = self.strategy.run(replica, args=batch)
-            return (self.strategy.experimental_local_results(value)[0],
-                    self.strategy.reduce(SUM, count, axis=None))  # fmt: skip
-
-        return step
+        return self._global_step(replica)
 
     def build_predict_step(self):
         model, recipe = self.model, self.recipe

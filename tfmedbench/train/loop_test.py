@@ -79,7 +79,7 @@ def _replica_step(tmp_path, n, loss, batch):
     import subprocess
     import sys
 
-    out = tmp_path / f"{n}-{loss.replace(',', '-')}-{batch}.npz"
+    out = tmp_path / f"{n}-replicas.npz"
     proc = subprocess.run(
         [sys.executable, "-m", "tfmedbench.testing.replica_worker", str(n), loss, str(batch),
          str(out)], capture_output=True, text=True, timeout=300,
@@ -92,17 +92,17 @@ def test_global_batch_loss_does_not_depend_on_the_replica_split(tmp_path):
     # The original computes one soft Dice (or one BCE mean) over its whole batch. Split over two
     # replicas -- evenly (4 = 2 + 2) and unevenly with an empty replica (1 = 1 + 0, a partial
     # last batch) -- the loss and the update must equal one replica's, up to summation order.
-    for batch in (4, 1):
-        one = _replica_step(tmp_path, 1, "dice,bce", batch)
-        two = _replica_step(tmp_path, 2, "dice,bce", batch)
-        for loss in ("dice", "bce"):
-            assert one[f"{loss}.count"] == two[f"{loss}.count"] == batch
-            assert two[f"{loss}.loss"] == pytest.approx(one[f"{loss}.loss"], rel=1e-6), loss
-            weights = [k for k in one if k.startswith(f"{loss}.w")]
-            for key in weights:
-                np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
-            # and the step really moved the weights (the gradient was not zero)
-            assert any(not np.array_equal(one[k], one[k.replace(".w", ".init")]) for k in weights)
+    one = _replica_step(tmp_path, 1, "dice,bce", "4,1")
+    two = _replica_step(tmp_path, 2, "dice,bce", "4,1")
+    for key in ("dice-4", "dice-1", "bce-4", "bce-1"):
+        batch = int(key.split("-")[1])
+        assert one[f"{key}.count"] == two[f"{key}.count"] == batch
+        assert two[f"{key}.loss"] == pytest.approx(one[f"{key}.loss"], rel=1e-6), key
+        weights = [k for k in one if k.startswith(f"{key}.w")]
+        for name in weights:
+            np.testing.assert_allclose(two[name], one[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        # and the step really moved the weights (the gradient was not zero)
+        assert any(not np.array_equal(one[k], one[k.replace(".w", ".init")]) for k in weights)
 
 
 def test_soft_dice_is_one_dice_over_the_batch():

@@ -219,8 +219,10 @@ def efficiency_figure(entry, baseline, out_dir, formats=FORMATS):
             continue
         xs = np.array([x for x, _ in pts])
         mean = np.array([s["mean"] for _, s in pts])
-        lo = np.array([s["ci_low"] if s["n"] > 1 else s["mean"] for _, s in pts])
-        hi = np.array([s["ci_high"] if s["n"] > 1 else s["mean"] for _, s in pts])
+        # AUC and Dice live in [0, 100] %: a t interval over 2-3 seeds can reach past that
+        # (t = 12.7 for n = 2); the band is drawn clipped to the metric's range.
+        lo = np.clip([s["ci_low"] if s["n"] > 1 else s["mean"] for _, s in pts], 0.0, SCALE)
+        hi = np.clip([s["ci_high"] if s["n"] > 1 else s["mean"] for _, s in pts], 0.0, SCALE)
         color = cmap(i % cmap.N)
         is_base = w == baseline
         ax.plot(xs, mean, marker=MARKERS[i % len(MARKERS)], color=color, markersize=5,
@@ -236,9 +238,12 @@ def efficiency_figure(entry, baseline, out_dir, formats=FORMATS):
     ax.set_xlim(100 * fractions[0] / 1.3, 100 * fractions[-1] * 1.3)
     ax.set_xlabel("training labels used (fraction of the training split; log scale)")
     ax.set_ylabel(f"{METRIC_NAMES.get(entry['metric'], 'score')} (%)")
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, SCALE + 1.0))
     subsets = "/".join(sorted(entry["subsets"])) or "not recorded"
     ax.set_title(f"{task}: label efficiency, {PROTOCOL_NAMES.get(protocol, protocol)}\n"
-                 f"mean over seeds, band = 95% CI; label_subset: {subsets}", fontsize=10)  # fmt: skip
+                 f"mean over seeds, band = 95% CI (clipped to 0-100); label_subset: {subsets}",
+                 fontsize=10)  # fmt: skip
     ax.grid(color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
