@@ -21,7 +21,7 @@ def default_data_dir():
     )
 
 
-def check_config(builder_name):
+def check_builder_config(builder_name):
     """A `NAME/CONFIG` whose config the builder lacks -> one-line UserError (no TF op runs)."""
     tfds = tfds_module()
     name, _, config = str(builder_name).partition("/")
@@ -34,7 +34,7 @@ def check_config(builder_name):
 
 
 def get_builder(builder_name, data_dir=None):
-    tfds = check_config(builder_name)
+    tfds = check_builder_config(builder_name)
     return tfds.builder(builder_name, data_dir=data_dir or default_data_dir())
 
 

@@ -74,13 +74,13 @@ def label(cell):
     return f"{cell['task']} x {cell['weights']} x seed {cell['seed']}{extra}"
 
 
-def count(summary, progress, record, label):
+def count(summary, progress, record, cell_label):
     ok = record["status"] == "ok"
     progress.finished(record["task"], record["wall_time_s"] or 0.0, ok)
     summary["ran"] += 1
     summary["ok" if ok else "failed"] += 1
     if not ok:
-        print(f"[benchmark] FAILED {label}: {record['error_type']}: {record['error']}",
+        print(f"[benchmark] FAILED {cell_label}: {record['error_type']}: {record['error']}",
               file=progress.stream, flush=True)  # fmt: skip
 
 

@@ -217,7 +217,7 @@ TINY_SETS = ["--set", "depths=1,1,1,1", "--set", "width=8", "--set", "test_time=
 
 @pytest.fixture(scope="module")
 def fixture_data(tmp_path_factory):
-    """Tiny Shenzhen and DRIVE raw trees and two tiny backbone weight files."""
+    """Tiny Shenzhen and DRIVE raw trees and one tiny backbone weights file."""
     import keras
 
     from tfmedbench.models import resnet50
@@ -227,12 +227,9 @@ def fixture_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep_data")
     write_shenzhen_tree(root / "raw_txc", n_images=40, size=64, seed=0)
     write_drive_tree(root / "raw_vfs", n_train=8, n_test=4, seed=0)
-    weights = {}
-    for i, name in enumerate(("tiny_a", "tiny_b")):
-        keras.utils.set_random_seed(100 + i)
-        model = resnet50(include_top=False, depths=(1, 1, 1, 1), width=8)
-        weights[name] = root / f"{name}.weights.h5"
-        model.save_weights(weights[name])
+    keras.utils.set_random_seed(100)
+    weights = {"tiny_a": root / "tiny_a.weights.h5"}
+    resnet50(include_top=False, depths=(1, 1, 1, 1), width=8).save_weights(weights["tiny_a"])
     return root, weights
 
 

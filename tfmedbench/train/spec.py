@@ -104,9 +104,9 @@ def _builder_name(recipe, data_config):
         return recipe.builder
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(data_config)):
         raise UserError(f"--data-config {data_config!r}: a builder config name, e.g. paper_split")
-    from tfmedbench.data.prepare import check_config
+    from tfmedbench.data.prepare import check_builder_config
 
-    check_config(f"{recipe.builder}/{data_config}")  # with the spec: before the run starts TF
+    check_builder_config(f"{recipe.builder}/{data_config}")  # with the spec: before the run starts TF
     return f"{recipe.builder}/{data_config}"
 
 
