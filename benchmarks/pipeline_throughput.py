@@ -4,6 +4,7 @@
   python benchmarks/pipeline_throughput.py seg   [--n 64] [--workers 2]
   python benchmarks/pipeline_throughput.py both
   python benchmarks/pipeline_throughput.py cls-configs [--n 96] [--workers 1] [--configs default,512]
+  python benchmarks/pipeline_throughput.py cls-stages [--n 96]
   python benchmarks/pipeline_throughput.py vfs   [--workers 2]
 
 cls: N generated chest-X-ray-like SIZE x SIZE 8-bit grey PNGs in the NIH Shenzhen layout are
@@ -29,6 +30,13 @@ cls-configs: one tree of N generated 1024 px radiographs built as each builder c
   copy). Besides the rates, "img per CPU-s" = images / CPU seconds of this process and its
   DataLoader workers during the epoch: the per-core rate, which a busy shared machine
   distorts less than wall-clock rates.
+  The 512 config also runs "before": the same pipeline decoding every JPEG whole and resizing
+  with tf.image.resize only (`before_crop_decode`).
+cls-stages: CPU ms per image of each stage of the TXC training augmentation on the 512
+  config's train images, one tf.data thread, alternating: JPEG decode (whole / only the crop
+  box), the antialiased resize of the crop (tf.image.resize / `resize_banded`), flip, rotation,
+  and the whole augmentation before and now. Each stage is a map over the same elements;
+  "nothing" (the iteration alone) is subtracted.
 vfs: the VFS training pipeline (DRIVE, SA-UNet's 13x expansion at native resolution, cached
   fixed set, resize to 512, batch 16) on the real DRIVE set when `--drive-dir` holds it (else
   generated fundus images): the time to build the cached augmented set once, then epochs from
@@ -48,6 +56,7 @@ warm-up epoch; ratios are paired (within a repetition, then the median).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import math
 import os
@@ -73,7 +82,7 @@ BATCH = 16
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("case", choices=("cls", "seg", "both", "cls-configs", "vfs"))
+    p.add_argument("case", choices=("cls", "seg", "both", "cls-configs", "cls-stages", "vfs"))
     p.add_argument("--n", type=int, default=None, help="images (cls: 96, seg: 96)")
     p.add_argument("--size", type=int, default=1024, help="cls source image size")
     p.add_argument("--workers", type=int, default=2)
@@ -123,12 +132,16 @@ def one_iterator(ds, batches_per_epoch, epochs=5):
 
 
 def iterate(batches):
-    """One epoch over a tf.data dataset or a DataLoader: (images, [time of each batch])."""
-    n, stamps = 0, []
+    """One epoch over a tf.data dataset or a DataLoader: (images, [time of each batch], CPU
+    seconds of the process (and its workers) at the first and at the last batch)."""
+    n, stamps, cpu = 0, [], []
     for images, _ in batches:
         n += int(images.shape[0])
         stamps.append(time.perf_counter())
-    return n, stamps
+        if len(stamps) == 1:
+            cpu.append(cpu_seconds())
+    cpu.append(cpu_seconds())
+    return n, stamps, cpu
 
 
 # ---------------------------------------------------------------- classification
@@ -258,6 +271,20 @@ def cls_case(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def before_crop_decode():
+    """Datasets made inside decode every JPEG whole and resize with tf.image.resize only (the
+    pipeline before `crop_decodable_keys` and `resize_banded`): the same images within 1e-6."""
+    from tfmedbench.data import pipeline, transforms
+
+    keys, side = pipeline.crop_decodable_keys, transforms.BANDED_RESIZE_MAX_SIDE
+    pipeline.crop_decodable_keys, transforms.BANDED_RESIZE_MAX_SIDE = (lambda *a: []), 0
+    try:
+        yield
+    finally:
+        pipeline.crop_decodable_keys, transforms.BANDED_RESIZE_MAX_SIDE = keys, side
+
+
 def write_encoded_split(builder, split, folder):
     """The split's stored image bytes written as files (PNG or JPEG, as the config stores them)."""
     import tensorflow_datasets as tfds
@@ -298,6 +325,12 @@ def cls_configs_case(args):
             sides[f"tf.data, {config} config"] = lambda ds=ds: iterate(ds)
             sides[f"tf.data, {config} config, fit's one iterator"] = one_iterator(
                 ds, n_train // BATCH)
+            if config != "default":  # the same pipeline before the crop decode + matmul resize
+                with before_crop_decode():
+                    prev = limit_threads(pipeline.make_dataset(
+                        recipe, builder, "train", training=True, batch_size=BATCH), args.workers)
+                sides[f"tf.data, {config} config, fit's one iterator, before"] = one_iterator(
+                    prev, n_train // BATCH)
             files = write_encoded_split(builder, "train", os.path.join(tmp, "files", config))
             loader = torch.utils.data.DataLoader(
                 TorchClsDataset(files), batch_size=BATCH, shuffle=True, drop_last=True,
@@ -308,6 +341,90 @@ def cls_configs_case(args):
         title = (f"TXC train from builder configs {', '.join(configs)}: {n_train} images, "
                  f"{args.size}px sources, cache={args.cache}")
         return run_sides(sides, args.repeats), title, f"torch DataLoader, {configs[0]} files"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stage_maps():
+    """{stage: fn(jpeg bytes, seed [2]) -> tensor} for cls-stages."""
+    import tensorflow as tf
+
+    from tfmedbench.data import transforms as T
+
+    def decode(b):
+        return tf.io.decode_jpeg(b, channels=1, dct_method="INTEGER_ACCURATE")
+
+    def box(b, s):
+        shape = tf.image.extract_jpeg_shape(b)
+        return T.random_resized_crop_box(T.split_seed(s, 3)[0], shape[0], shape[1])
+
+    def crop(b, s):
+        return tf.image.decode_and_crop_jpeg(b, tf.stack(box(b, s)), channels=1,
+                                             dct_method="INTEGER_ACCURATE")  # fmt: skip
+
+    def before(b, s):
+        with before_crop_decode():
+            return T.xray_cls_train(decode(b), 224, s, rgb=False)
+
+    resized = tf.zeros([224, 224, 1])
+    return {
+        "nothing": lambda b, s: tf.strings.length(b),
+        "decode whole": lambda b, s: decode(b),
+        "crop box + decode only the box": crop,
+        "crop box + decode whole + crop": lambda b, s: tf.image.crop_to_bounding_box(
+            decode(b), *box(b, s)),
+        "... + tf.image.resize (antialiased)": lambda b, s: T.resize(T.to_float(crop(b, s)), 224),
+        "... + resize_banded": lambda b, s: T.resize_banded(crop(b, s), 224),
+        "flip (224 px)": lambda b, s: T.random_hflip(resized + tf.cast(s[0], tf.float32), s),
+        "rotation (224 px)": lambda b, s: T.random_rotation(
+            resized + tf.cast(s[0], tf.float32), 7.0, s),
+        "augmentation before": before,
+        "augmentation now (xray_cls_train on the bytes)": lambda b, s: T.xray_cls_train(
+            b, 224, s, rgb=False),
+    }
+
+
+def cls_stages_case(args):
+    """CPU ms per image of each augmentation stage (see the module docstring)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    import datasets_tfds  # noqa: F401
+    from datasets_tfds.nih_shenzhen.fake_data import write_tree as write_shenzhen_tree
+    from tfmedbench.data import prepare
+
+    tmp = tempfile.mkdtemp(prefix="tfmedbench-stages-")
+    try:
+        write_shenzhen_tree(os.path.join(tmp, "raw"), n_images=args.n or 96, size=args.size,
+                            odd_files=False)  # fmt: skip
+        builder = prepare.build("tfmedbench_nih_shenzhen/512", os.path.join(tmp, "raw"),
+                                os.path.join(tmp, "tfds"), verbose=False)  # fmt: skip
+        ds = builder.as_dataset(split="train", decoders={"image": tfds.decode.SkipDecoding()})
+        blobs = [ex["image"] for ex in ds]
+        base = tf.data.Dataset.from_tensor_slices(blobs).cache()
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.autotune.enabled = False
+        reps = max(1, 2000 // len(blobs))
+        stages = {name: base.repeat(reps).enumerate().map(
+            lambda i, b, fn=fn: fn(b, tf.stack([i, i + 7])), num_parallel_calls=1
+        ).with_options(options) for name, fn in stage_maps().items()}  # fmt: skip
+        times = {name: [] for name in stages}
+        for rep in range(args.repeats + 1):
+            for name, stage in stages.items():
+                c0 = time.process_time()
+                for _ in stage:
+                    pass
+                if rep:  # the first pass traces and warms up
+                    times[name].append((time.process_time() - c0) / (reps * len(blobs)) * 1e3)
+        floor = median(times["nothing"])
+        rows = [[name, fmt(median(t) - (floor if name != "nothing" else 0), 3),
+                 fmt(min(t) - floor if name != "nothing" else min(t), 3)]
+                for name, t in times.items()]  # fmt: skip
+        print(f"\nTXC augmentation stages on {len(blobs)} train images of the 512 config "
+              f"({args.size} px sources), one tf.data thread, {args.repeats} repetitions x "
+              f"{reps * len(blobs)} images; 'nothing' subtracted from the others")
+        print(table(["stage", "CPU ms/img (median)", "min"], rows))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -484,7 +601,7 @@ def vfs_case(args):
             return limit_threads(ds, args.workers)
 
         start = time.perf_counter()
-        n_images, _ = iterate(epoch_dataset())  # builds the cached expanded set
+        n_images, *_ = iterate(epoch_dataset())  # builds the cached expanded set
         print(f"# VFS: {n_images} expanded images augmented and cached once in "
               f"{time.perf_counter() - start:.1f} s ({source})", file=sys.stderr)
         pairs = write_expanded_drive(builder, os.path.join(tmp, "expanded"))
@@ -511,14 +628,18 @@ def run_sides(sides, repeats):
     for rep in range(repeats):
         for name, fn in sides.items():
             c0, t0 = cpu_seconds(), time.perf_counter()
-            count, stamps = fn()
+            count, stamps, (cpu_first, cpu_last) = fn()
             seconds = time.perf_counter() - t0  # the iterator is freed on return
             cpu = cpu_seconds() - c0
             per_batch = count / len(stamps)
             steady = (len(stamps) - 1) * per_batch / (stamps[-1] - stamps[0])
-            runs[name].append((count, seconds, steady, cpu))
+            # CPU per image between the first and the last batch (start-up and teardown out):
+            # the cost per image of a long epoch.
+            steady_cpu = (len(stamps) - 1) * per_batch / max(cpu_last - cpu_first, 1e-9)
+            runs[name].append((count, seconds, steady, cpu, steady_cpu))
         print(f"# rep {rep + 1}: " + ", ".join(
-            f"{k} {c / t:.1f} (steady {r:.1f}, {c / cpu:.0f}/CPU-s)" for k, (c, t, r, cpu) in
+            f"{k} {c / t:.1f} (steady {r:.1f}, {c / cpu:.0f}/CPU-s, steady {sc:.0f}/CPU-s)"
+            for k, (c, t, r, cpu, sc) in
             ((k, v[-1]) for k, v in runs.items())), f"load {os.getloadavg()[0]:.2f}",
             file=sys.stderr)
     return runs
@@ -538,10 +659,11 @@ def report(title, runs, workers, base_name="torch DataLoader"):
         per_cpu = [x[0] / x[3] for x in r if x[3] > 0]
         rows.append([name, fmt(median(steady), 1), fmt(min(steady), 1), fmt(max(steady), 1),
                      fmt(steady_ratio), fmt(median(whole), 1), fmt(whole_ratio), fmt(fixed, 2),
-                     fmt(median(per_cpu), 0)])  # fmt: skip
+                     fmt(median(per_cpu), 0), fmt(median([x[4] for x in r]), 0)])  # fmt: skip
     print(f"\n{title} ({r[0][0]} images per epoch); {workers} workers/threads each")
     print(table(["pipeline", "steady img/s (median)", "min", "max", f"x {base_name} (paired)",
-                 "whole-epoch img/s", "x (paired)", "fixed s/epoch", "img per CPU-s"], rows))
+                 "whole-epoch img/s", "x (paired)", "fixed s/epoch", "img per CPU-s",
+                 "steady img per CPU-s"], rows))
 
 
 def main():
@@ -559,6 +681,8 @@ def main():
     if args.case == "cls-configs":
         rates, title, base = cls_configs_case(args)
         report(title, rates, args.workers, base)
+    if args.case == "cls-stages":
+        cls_stages_case(args)
     if args.case == "vfs":
         rates, title = vfs_case(args)
         report(title, rates, args.workers)

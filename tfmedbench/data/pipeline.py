@@ -96,6 +96,20 @@ def jpeg_feature_keys(builder):
             if builder.info.features[k].encoding_format == "jpeg"]  # fmt: skip
 
 
+def crop_decodable_keys(recipe, builder, training):
+    """Grey JPEG features the training augmentation decodes itself, only inside its crop box.
+
+    RandomResizedCrop keeps on average ~54% of the image, and `tf.image.decode_and_crop_jpeg`
+    skips the rest of the entropy-decoded blocks' IDCT and colour work: the same pixels as a full
+    decode then crop for grey JPEGs (tested bit for bit); for RGB JPEGs with subsampled chroma
+    the crop's edge pixels differ by up to 4 grey levels (the chroma upsampling sees other
+    neighbours), so those are decoded whole. -> the keys left encoded by `prepare`.
+    """
+    if not (training and recipe.kind == "classification" and recipe.augmentation == "xray_cls"):
+        return []
+    return [k for k in jpeg_feature_keys(builder) if builder.info.features[k].shape[-1] == 1]
+
+
 def decode_feature(feature, value):
     """Decode one image feature. JPEG uses the accurate integer IDCT: TF's default
     (`dct_method=""`, libjpeg's fast IDCT) differed from PIL's decode by up to 8 grey levels on
@@ -124,6 +138,8 @@ class _Reader:
         # Decoded in `prepare` (not by TFDS): every image of an uncached split (see make_dataset),
         # and JPEG images always (their decode differs from TFDS's, see decode_feature).
         self.late_keys = jpeg_feature_keys(builder) if self.cache else image_feature_keys(builder)
+        # ... except grey JPEGs of an uncached training split: the crop decodes them.
+        self.encoded_keys = [] if self.cache else crop_decodable_keys(recipe, builder, training)
         # Ids kept by a label-efficiency subset, as sorted 58-bit hashes (searchsorted has no
         # string kernel; 1e5 ids collide with probability ~2e-8).
         self.keep_ids = None if keep_ids is None else tf.sort(
@@ -157,7 +173,9 @@ class _Reader:
     def prepare(self, index, ex):
         """Decode, adapt and run the deterministic stage: (image, target, index, id hash)."""
         features = self.builder.info.features
-        ex = {k: (decode_feature(features[k], v) if k in self.late_keys else v) for k, v in ex.items()}
+        ex = {k: (decode_feature(features[k], v)
+                  if k in self.late_keys and k not in self.encoded_keys else v)
+              for k, v in ex.items()}  # fmt: skip
         image, target = self.adapter.adapt(ex, self.recipe, self.seed)
         if self.split == "test" and "fov_mask" in ex:  # scored inside and outside the FOV
             target = tf.concat([target, tf.cast(ex["fov_mask"], target.dtype)], axis=-1)

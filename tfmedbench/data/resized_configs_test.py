@@ -83,6 +83,29 @@ def test_pipeline_decodes_jpeg_as_pil_does(trees, tmp_path):
     assert isinstance(reader.examples(), tf.data.Dataset)
 
 
+def test_training_pipeline_decodes_grey_jpeg_only_inside_the_crop(trees, tmp_path, monkeypatch):
+    """Uncached training splits of a grey JPEG config keep the bytes until RandomResizedCrop,
+    which decodes its box only: the same batches as decoding every image whole."""
+    builder = prepare.build("tfmedbench_nih_shenzhen/256", str(trees / "txc"),
+                            str(tmp_path / "tfds"), verbose=False)  # fmt: skip
+    recipe = get_recipe("TXC", **TINY, cache="none")
+    assert pipeline.reader_for(recipe, builder, "train", training=True).encoded_keys == ["image"]
+    assert pipeline.reader_for(recipe, builder, "validation", training=False).encoded_keys == []
+    cached = get_recipe("TXC", **TINY, cache="memory")
+    assert pipeline.reader_for(cached, builder, "train", training=True).encoded_keys == []
+
+    def batches():
+        ds = pipeline.make_dataset(recipe, builder, "train", training=True, batch_size=4, epoch=1)
+        return [images.numpy() for images, _ in ds]
+
+    cropped = batches()
+    monkeypatch.setattr(pipeline, "crop_decodable_keys", lambda *args: [])
+    whole = batches()
+    assert len(cropped) == len(whole) > 1
+    for a, b in zip(cropped, whole):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_unknown_data_config_names_the_choices(tmp_path):
     with pytest.raises(UserError, match=r"--data-config '1024'.* 512, 256"):
         prepare.get_builder("tfmedbench_nih_shenzhen/1024", str(tmp_path))

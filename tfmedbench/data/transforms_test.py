@@ -59,6 +59,49 @@ def test_random_ops_are_deterministic_per_seed():
     assert not np.array_equal(a, c)
 
 
+def test_resize_banded_is_tf_image_resize_within_float_rounding():
+    """Antialiased bilinear by banded matrix products = tf.image.resize(antialias=True) (the
+    ScaleAndTranslate kernel) up to float32 summation order: shrinking, enlarging, both at
+    once, 8- and 16-bit, sizes not divisible by the blocks; `flip` = mirroring the output."""
+    rng = np.random.default_rng(0)
+    cases = [((517, 388, 1), np.uint8), ((224, 224, 1), np.uint8), ((90, 140, 1), np.uint8),
+             ((301, 613, 1), np.uint8), ((250, 260, 1), np.uint16), ((7, 640, 1), np.uint8),
+             ((640, 3, 1), np.uint8)]
+    for shape, dtype in cases:
+        image = tf.constant(rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype))
+        want = transforms.resize(transforms.to_float(image), 224).numpy()
+        got = transforms.resize_banded(image, 224).numpy()
+        assert got.shape == want.shape == (224, 224, 1)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        flipped = transforms.resize_banded(image, 224, tf.constant(True)).numpy()
+        np.testing.assert_array_equal(flipped, got[:, ::-1])
+    # The per-pixel agreement is not trivial: the wrong kernel width is far off.
+    image = tf.constant(rng.integers(0, 256, (517, 388, 1), dtype=np.uint8))
+    plain = tf.image.resize(transforms.to_float(image), (224, 224), antialias=False).numpy()
+    assert np.abs(transforms.resize_banded(image, 224).numpy() - plain).max() > 0.05
+    odd = tf.constant(rng.integers(0, 256, (333, 301, 1), dtype=np.uint8))  # 30 = 4 uneven blocks
+    np.testing.assert_allclose(transforms.resize_banded(odd, 30).numpy(),
+                               transforms.resize(transforms.to_float(odd), 30).numpy(), atol=1e-6)
+
+
+def test_xray_cls_train_from_grey_jpeg_bytes_decodes_only_the_crop_bit_for_bit():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (64, 48), dtype=np.uint8)
+    pixels = np.asarray(Image.fromarray(grey).resize((660, 700), Image.BICUBIC))
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=95)
+    data = tf.constant(buf.getvalue())
+    decoded = tf.io.decode_jpeg(data, channels=1, dct_method="INTEGER_ACCURATE")
+    for i in range(12):  # crops of many sizes (some above BANDED_RESIZE_MAX_SIDE), flipped or not
+        for fn in (transforms.xray_cls_train, tf.function(transforms.xray_cls_train)):
+            want = fn(decoded, 32, seed(i), rgb=False).numpy()
+            np.testing.assert_array_equal(fn(data, 32, seed(i), rgb=False).numpy(), want)
+
+
 def test_rotate_zero_is_identity_and_180_is_double_flip():
     img = tf.reshape(tf.range(5 * 5 * 1, dtype=tf.float32), [5, 5, 1])
     np.testing.assert_array_equal(transforms.rotate(img, 0.0).numpy(), img.numpy())
