@@ -67,6 +67,12 @@ print(json.dumps({{"task": task, "batch": b, "n_train": n_train, "image_size": r
 """
 
 
+def settings_summary(settings):
+    """The table's settings column from fit's recorded runtime settings."""
+    s = settings
+    return f"{s['precision']}, jit={s['jit_compile']}, input={s['input_pipeline']}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--tasks", default=",".join(FIXTURES))
@@ -86,11 +92,10 @@ def main():
             rows.append([task, "-", "-", "-", "failed", "-"])
             continue
         r = json.loads(lines[-1])
-        s = r["settings"]
+        s = r["settings"]  # fit's metrics.json "settings" (train.runtime.Settings)
         print(f"# {task}: {r} ({time.time() - t0:.0f}s)", file=sys.stderr)
-        rows.append([task, r["image_size"], r["batch"],
-                     f"{s['precision']}, jit={s['jit_compile']}, cache={s['cache_train']}",
-                     r["peak_rss_mib"], r["fit_s"]])
+        rows.append([task, r["image_size"], r["batch"], settings_summary(s), r["peak_rss_mib"],
+                     r["fit_s"]])  # fmt: skip
     print(table(["task", "image size", "batch", "settings", "peak RSS (MiB)", "fit s"], rows))
 
 

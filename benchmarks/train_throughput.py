@@ -85,7 +85,7 @@ class TFVariant:
                 opt = keras.optimizers.LossScaleOptimizer(opt)
             opt.build(model.trainable_variables)
         sync = strategy_lib.resolve_loss_sync_every(strategy_lib.accelerator(strat))
-        self.trainer = Trainer(strat, model, opt, recipe, batch, jit, sync)
+        self.trainer = Trainer(strat, model, opt, recipe, jit, sync)
         strategy_lib.set_precision("float32")
         rng = np.random.default_rng(seed)
         images = rng.standard_normal((batch, size, size, 3)).astype("float32")
