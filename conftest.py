@@ -46,11 +46,13 @@ SECOND_HALF = (
 )
 
 
+def _in_order(items, names):
+    """The collected `items` named in `names`, in that order (longest first)."""
+    return sorted((i for i in items if i.nodeid in names), key=lambda i: names.index(i.nodeid))
+
+
 def pytest_collection_modifyitems(config, items):
-    # longest first, in the lists' order
-    first = sorted((i for i in items if i.nodeid in FIRST_HALF), key=lambda i: FIRST_HALF.index(i.nodeid))
-    second = sorted((i for i in items if i.nodeid in SECOND_HALF),
-                    key=lambda i: SECOND_HALF.index(i.nodeid))
+    first, second = _in_order(items, FIRST_HALF), _in_order(items, SECOND_HALF)
     rest = [i for i in items if i.nodeid not in FIRST_HALF + SECOND_HALF]
     half = max(0, len(items) // 2 - len(first))  # worksteal sends the first len // 2 to worker 1
     items[:] = first + rest[:half] + second + rest[half:]

@@ -69,8 +69,8 @@ print(json.dumps({{"task": task, "batch": b, "n_train": n_train, "image_size": r
 
 def settings_summary(settings):
     """The table's settings column from fit's recorded runtime settings."""
-    s = settings
-    return f"{s['precision']}, jit={s['jit_compile']}, input={s['input_pipeline']}"
+    return (f"{settings['precision']}, jit={settings['jit_compile']}, "
+            f"input={settings['input_pipeline']}")
 
 
 def main():

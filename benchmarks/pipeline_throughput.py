@@ -418,9 +418,10 @@ def cls_stages_case(args):
                 if rep:  # the first pass traces and warms up
                     times[name].append((time.process_time() - c0) / (reps * len(blobs)) * 1e3)
         floor = median(times["nothing"])
-        rows = [[name, fmt(median(t) - (floor if name != "nothing" else 0), 3),
-                 fmt(min(t) - floor if name != "nothing" else min(t), 3)]
-                for name, t in times.items()]  # fmt: skip
+        rows = []
+        for name, t in times.items():
+            minus = 0.0 if name == "nothing" else floor
+            rows.append([name, fmt(median(t) - minus, 3), fmt(min(t) - minus, 3)])
         print(f"\nTXC augmentation stages on {len(blobs)} train images of the 512 config "
               f"({args.size} px sources), one tf.data thread, {args.repeats} repetitions x "
               f"{reps * len(blobs)} images; 'nothing' subtracted from the others")

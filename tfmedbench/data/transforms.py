@@ -219,12 +219,19 @@ def random_resized_crop(image, size, seed):
     return resize(crop, size)
 
 
+def hflip_draw(seed):
+    """Whether `random_hflip` mirrors for this seed."""
+    return tf.random.stateless_uniform([], seed) < 0.5
+
+
+def mirror_if(flip, image):
+    return tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+
+
 def random_hflip(image, seed, mask=None):
-    flip = tf.random.stateless_uniform([], seed) < 0.5
-    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
-    if mask is None:
-        return image
-    return image, tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+    flip = hflip_draw(seed)
+    image = mirror_if(flip, image)
+    return image if mask is None else (image, mirror_if(flip, mask))
 
 
 def rotate(image, degrees, interpolation="NEAREST"):
@@ -302,12 +309,15 @@ def xray_cls_train(image, size, seed, rgb=True):
         y0, x0, ch, cw = random_resized_crop_box(s_crop, shape[0], shape[1])
         crop = tf.image.crop_to_bounding_box(image, y0, x0, ch, cw)
     grey = crop.shape[-1] == 1
+    flip = hflip_draw(s_flip)
+
+    def resized():
+        return mirror_if(flip, resize(to_float(crop), size))
+
     if grey and crop.dtype in (tf.uint8, tf.uint16):
-        flip = tf.random.stateless_uniform([], s_flip) < 0.5  # random_hflip's draw
         image = tf.cond(tf.maximum(ch, cw) <= BANDED_RESIZE_MAX_SIDE,
-                        lambda: resize_banded(crop, size, flip),
-                        lambda: random_hflip(resize(to_float(crop), size), s_flip))  # fmt: skip
+                        lambda: resize_banded(crop, size, flip), resized)  # fmt: skip
     else:
-        image = random_hflip(resize(to_float(crop), size), s_flip)
+        image = resized()
     image = random_rotation(image, 7.0, s_rot)
     return tf.repeat(image, 3, axis=-1) if grey and rgb else image
